@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything slm needs to build and test on Debian bookworm (idempotent), then the
+# npm reference packages the tests compare against. Run as root or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev                 # fuzzers (libFuzzer) and sanitizer runtimes
+  libgtest-dev libgmock-dev                # tests
+  nlohmann-json3-dev libcli11-dev          # JSON, command line
+  libpcre2-dev libutf8proc-dev             # pre-tokenizer regexes, Unicode normalization
+  python3 python3-numpy python3-torch      # independent numerical reference (Debian's python3)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Reference implementations used by the tests (pinned by tests/ref/package-lock.json).
+if [ ! -d tests/ref/node_modules/@huggingface/jinja ] || [ tests/ref/package-lock.json -nt tests/ref/node_modules ]; then
+  (cd tests/ref && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"
