@@ -1,0 +1,173 @@
+// matmul: y = x · Wᵀ over weight rows of any supported dtype. Rows are taken four at a time;
+// F32 rows are used in place, other dtypes are converted into a per-thread buffer once per
+// call, then dotted with every activation row.
+#include "kernels/matmul.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "kernels/simd.h"
+
+namespace slm {
+
+namespace {
+
+constexpr int64_t k_tile_rows = 4;
+
+// ---- row conversion -------------------------------------------------------------------------
+
+SLM_AVX2 void f16_row_avx2(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
+}
+
+void f16_row(const uint8_t* src, float* dst, int64_t n) {
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  if (ops_have_avx2()) {
+    f16_row_avx2(s, dst, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+  }
+}
+
+void bf16_row(const uint8_t* src, float* dst, int64_t n) {
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+}
+
+// ---- dot of four weight rows with one activation row ---------------------------------------
+
+SLM_AVX2 void dot4_avx2(const float* const* w, const float* x, int64_t n, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 vx = _mm256_loadu_ps(x + i);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + i), vx, a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + i), vx, a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w[2] + i), vx, a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w[3] + i), vx, a3);
+  }
+  out[0] = hsum256(a0);
+  out[1] = hsum256(a1);
+  out[2] = hsum256(a2);
+  out[3] = hsum256(a3);
+  for (; i < n; ++i) {
+    for (int r = 0; r < 4; ++r) out[r] += w[r][i] * x[i];
+  }
+}
+
+void dot4(const float* const* w, const float* x, int64_t n, float* out) {
+  if (ops_have_avx2()) {
+    dot4_avx2(w, x, n, out);
+  } else {
+    for (int r = 0; r < 4; ++r) out[r] = dot_f32_ref(w[r], x, n);
+  }
+}
+
+Status check_weight(const TensorView& w) {
+  if (!matmul_supports(w.dtype)) {
+    return error("matmul: tensor '%s' has unsupported dtype %s", w.name.c_str(),
+                 dtype_name(w.dtype));
+  }
+  if (w.ne[2] != 1 || w.ne[3] != 1) {
+    return error("matmul: tensor '%s' is not 2-D (%s)", w.name.c_str(), w.shape_string().c_str());
+  }
+  return Status();
+}
+
+}  // namespace
+
+bool matmul_supports(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
+  const uint8_t* src = w.row(r);
+  switch (w.dtype) {
+    case DType::F32:
+      std::copy_n(reinterpret_cast<const float*>(src), w.ne[0], out);
+      break;
+    case DType::F16:
+      f16_row(src, out, w.ne[0]);
+      break;
+    case DType::BF16:
+      bf16_row(src, out, w.ne[0]);
+      break;
+    default:
+      std::fill_n(out, w.ne[0], 0.0f);  // unreachable: callers check matmul_supports
+      break;
+  }
+}
+
+Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
+  SLM_TRY(check_weight(w));
+  const int64_t in = w.ne[0], out = w.ne[1];
+  const int64_t n_tiles = (out + k_tile_rows - 1) / k_tile_rows;
+  const bool direct = w.dtype == DType::F32;
+
+  auto body = [&](int64_t tb, int64_t te) {
+    // Per-thread conversion buffer for one tile of rows; grows once, then is reused.
+    thread_local std::vector<float> buf;
+    if (!direct && buf.size() < static_cast<size_t>(k_tile_rows * in)) {
+      buf.resize(static_cast<size_t>(k_tile_rows * in));
+    }
+    for (int64_t tile = tb; tile < te; ++tile) {
+      const int64_t r0 = tile * k_tile_rows;
+      const int64_t nr = std::min(k_tile_rows, out - r0);
+      const float* rows[k_tile_rows];
+      for (int64_t r = 0; r < k_tile_rows; ++r) {
+        int64_t rr = r0 + std::min(r, nr - 1);  // pad a short last tile by repeating a row
+        if (direct) {
+          rows[r] = reinterpret_cast<const float*>(w.row(rr));
+        } else {
+          float* dst = buf.data() + r * in;
+          if (r < nr) weight_row_to_f32(w, rr, dst);
+          rows[r] = r < nr ? dst : rows[nr - 1];
+        }
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        float acc[k_tile_rows];
+        dot4(rows, x + t * in, in, acc);
+        for (int64_t r = 0; r < nr; ++r) y[t * out + r0 + r] = acc[r];
+      }
+    }
+  };
+  // Each chunk should carry enough multiply-adds (~64K) to be worth a hand-off.
+  int64_t work_per_tile = std::max<int64_t>(1, k_tile_rows * in * T);
+  int64_t min_chunk = std::max<int64_t>(1, (int64_t{1} << 16) / work_per_tile);
+  if (pool) {
+    pool->parallel_for(n_tiles, body, min_chunk);
+  } else {
+    body(0, n_tiles);
+  }
+  return Status();
+}
+
+Status matmul_ref(const TensorView& w, const float* x, int64_t T, float* y) {
+  SLM_TRY(check_weight(w));
+  const int64_t in = w.ne[0], out = w.ne[1];
+  std::vector<float> row(static_cast<size_t>(in));
+  for (int64_t o = 0; o < out; ++o) {
+    weight_row_to_f32(w, o, row.data());
+    for (int64_t t = 0; t < T; ++t) y[t * out + o] = dot_f32_ref(row.data(), x + t * in, in);
+  }
+  return Status();
+}
+
+}  // namespace slm

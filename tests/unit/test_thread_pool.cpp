@@ -1,0 +1,82 @@
+// ThreadPool: every index is visited exactly once, thread indices stay in range and unique
+// among concurrent chunks, nested calls run serially, and the pool survives many small jobs.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace slm {
+namespace {
+
+TEST(ThreadPool, CoversEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.n_threads(), threads);
+    for (int64_t n : {0, 1, 7, 100, 10007}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+    }
+  }
+}
+
+TEST(ThreadPool, ThreadIndexInRangeAndExclusive) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> busy(4);
+  std::atomic<bool> bad{false};
+  pool.parallel_for(
+      1000,
+      [&](int64_t, int64_t, int tid) {
+        if (tid < 0 || tid >= 4) {
+          bad = true;
+          return;
+        }
+        if (busy[static_cast<size_t>(tid)].fetch_add(1) != 0) bad = true;
+        volatile int spin = 0;
+        for (int i = 0; i < 1000; ++i) spin = spin + i;
+        busy[static_cast<size_t>(tid)].fetch_sub(1);
+      },
+      1);
+  EXPECT_FALSE(bad.load());
+}
+
+TEST(ThreadPool, MinChunkRespected) {
+  ThreadPool pool(4);
+  std::atomic<bool> small{false};
+  pool.parallel_for(
+      1000,
+      [&](int64_t b, int64_t e) {
+        if (e - b < 100 && e != 1000) small = true;
+      },
+      100);
+  EXPECT_FALSE(small.load());
+}
+
+TEST(ThreadPool, NestedRunsSerially) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  pool.parallel_for(10, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      pool.parallel_for(5, [&](int64_t b2, int64_t e2) { total += e2 - b2; });
+    }
+  });
+  EXPECT_EQ(total.load(), 50);
+}
+
+TEST(ThreadPool, ManySmallJobs) {
+  ThreadPool pool(2);
+  int64_t sum = 0;
+  for (int rep = 0; rep < 20000; ++rep) {
+    std::atomic<int64_t> s{0};
+    pool.parallel_for(4, [&](int64_t b, int64_t e) { s += e - b; });
+    sum += s.load();
+  }
+  EXPECT_EQ(sum, 80000);
+}
+
+}  // namespace
+}  // namespace slm
