@@ -49,6 +49,19 @@ struct GgufValue {
   std::vector<GgufValue> array;  // nested arrays only
   uint64_t array_len() const;
 };
+// Value builders. Integer scalars keep the same 64-bit pattern in both `i` and `u` (the writer
+// emits `u` for unsigned types and `i` for signed ones); BOOL also sets i/u to 0 or 1.
+GgufValue gguf_int(GgufType t, int64_t v);    // INT8..INT64 (and unsigned types by pattern)
+GgufValue gguf_uint(GgufType t, uint64_t v);  // UINT8..UINT64
+GgufValue gguf_float(GgufType t, double v);   // FLOAT32 / FLOAT64
+GgufValue gguf_bool(bool v);
+GgufValue gguf_string(std::string v);
+// Arrays: element values go in ints (integer and bool types, UINT64 by bit pattern), floats,
+// strings, or `children` for arrays of arrays.
+GgufValue gguf_int_array(GgufType elem, std::vector<int64_t> v);
+GgufValue gguf_float_array(GgufType elem, std::vector<double> v);
+GgufValue gguf_string_array(std::vector<std::string> v);
+GgufValue gguf_array_array(std::vector<GgufValue> children);
 
 class GgufFile {
  public:
@@ -100,6 +113,9 @@ class GgufFile {
 // write() atomically (temporary file, flush, rename).
 class GgufWriter {
  public:
+  // version 2 or 3 (the layouts are the same); other values are written as given so tests can
+  // make bad files. alignment must be a power of two (else 32 is used); a non-default one is
+  // recorded as general.alignment (u32).
   explicit GgufWriter(uint32_t version = 3, uint64_t alignment = 32);
   void set_u32(const std::string& key, uint32_t v);
   void set_i32(const std::string& key, int32_t v);
@@ -110,7 +126,8 @@ class GgufWriter {
   void set_string_array(const std::string& key, const std::vector<std::string>& v);
   void set_f32_array(const std::string& key, const std::vector<float>& v);
   void set_i32_array(const std::string& key, const std::vector<int32_t>& v);
-  // Any value (all types, nested arrays): used by tests to cover every metadata type.
+  // Any value (all types, nested arrays): used by tests to cover every metadata type. Setting
+  // an existing key replaces its value in place (keys stay unique and in first-set order).
   void set_value(const std::string& key, const GgufValue& v);
   // ne in GGUF order (ne[0] innermost). bytes.size() must equal the dtype's size for ne.
   Status add_tensor(const std::string& name, DType dtype, std::vector<int64_t> ne,
