@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,11 @@ Expected<json> parse_json_bounded(const char* begin, const char* end, const std:
     }
     return true;
   };
+  // nlohmann's lexer ends the input at a NUL byte, which would let bytes after it hide in the
+  // text unparsed (the safetensors specification allows only spaces after the JSON).
+  if (std::memchr(begin, 0, static_cast<size_t>(end - begin)) != nullptr) {
+    return error("%s: header JSON contains a NUL byte", what.c_str());
+  }
   try {
     return json::parse(begin, end, cb);
   } catch (const JsonLimitError& e) {
