@@ -1,0 +1,223 @@
+// Session: the one forward pass of the parametric decoder, over a KV cache and scratch
+// buffers allocated once. Shapes: T tokens per chunk, E = n_embd, D = head_dim, H / Hkv heads.
+#include <algorithm>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+
+namespace slm {
+
+namespace {
+
+// Prompts are processed in chunks of at most this many tokens (bounds the scratch size).
+constexpr int64_t k_max_batch = 32;
+
+// Per-pair inverse frequencies, theta^(-2i/D), with the model's scaling applied.
+std::vector<double> rope_inv_freq(const ModelConfig& c, const ModelWeights& w) {
+  const int64_t half = c.head_dim / 2;
+  std::vector<double> f(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    f[i] = std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+  }
+  if (w.rope_freqs.data) {
+    const float* div = static_cast<const float*>(w.rope_freqs.data);
+    for (int64_t i = 0; i < half; ++i) f[i] /= div[i];
+  } else if (c.rope_scaling == RopeScalingType::linear) {
+    for (auto& v : f) v /= c.rope_factor;
+  } else if (c.rope_scaling == RopeScalingType::llama3) {
+    // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, and the band in
+    // between interpolated: smooth = (orig_ctx / wavelen - low) / (high - low).
+    const double pi = 3.14159265358979323846;
+    const double low = c.rope_low_freq_factor, high = c.rope_high_freq_factor;
+    const double orig = static_cast<double>(c.rope_orig_ctx), factor = c.rope_factor;
+    const double low_wavelen = orig / low, high_wavelen = orig / high;
+    for (auto& v : f) {
+      double wavelen = 2 * pi / v;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        v /= factor;
+      } else {
+        double smooth = (orig / wavelen - low) / (high - low);
+        v = (1 - smooth) * v / factor + smooth * v;
+      }
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+struct Session::Impl {
+  const Model& model;
+  const ModelConfig& c;
+  const ModelWeights& w;
+  ThreadPool pool;
+  int64_t n_ctx;
+  int64_t q_dim, kv_dim;
+  std::vector<double> inv_freq;
+  // KV cache: [layer][kv_head][pos][D], so one head's keys are contiguous.
+  std::vector<float> k_cache, v_cache;
+  // Scratch for one chunk of up to k_max_batch tokens.
+  std::vector<float> x, xn, q, k, v, att, gate, up, cos_t, sin_t;
+  std::vector<float> scores;  // one row of n_ctx per thread
+  std::vector<float> logits;  // n_vocab, or T x n_vocab with all_logits
+
+  Impl(const Model& m, int64_t ctx, int n_threads)
+      : model(m), c(m.config()), w(m.weights()), pool(n_threads), n_ctx(ctx) {
+    const int64_t B = std::min(k_max_batch, n_ctx);
+    const int64_t E = c.n_embd, D = c.head_dim;
+    q_dim = c.n_head * D;
+    kv_dim = c.n_head_kv * D;
+    inv_freq = rope_inv_freq(c, w);
+    auto sz = [](int64_t n) { return static_cast<size_t>(n); };
+    k_cache.assign(sz(c.n_layer * kv_dim * n_ctx), 0.0f);
+    v_cache.assign(sz(c.n_layer * kv_dim * n_ctx), 0.0f);
+    x.resize(sz(B * E));
+    xn.resize(sz(B * std::max(E, q_dim)));
+    q.resize(sz(B * q_dim));
+    k.resize(sz(B * kv_dim));
+    v.resize(sz(B * kv_dim));
+    att.resize(sz(B * q_dim));
+    gate.resize(sz(B * c.n_ff));
+    up.resize(sz(B * c.n_ff));
+    cos_t.resize(sz(B * D / 2));
+    sin_t.resize(sz(B * D / 2));
+    scores.resize(sz(pool.n_threads() * n_ctx));
+    logits.resize(sz(c.n_vocab));
+  }
+
+  float* k_at(int64_t layer, int64_t h, int64_t pos) {
+    return k_cache.data() + ((layer * c.n_head_kv + h) * n_ctx + pos) * c.head_dim;
+  }
+  float* v_at(int64_t layer, int64_t h, int64_t pos) {
+    return v_cache.data() + ((layer * c.n_head_kv + h) * n_ctx + pos) * c.head_dim;
+  }
+
+  // Runs T tokens at positions n_past..n_past+T-1; writes logits of rows [first_out, T) to out.
+  Status run_chunk(const int32_t* tokens, int64_t T, int64_t n_past, int64_t first_out, float* out);
+};
+
+Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past,
+                                int64_t first_out, float* out) {
+  const int64_t E = c.n_embd, D = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
+  const int64_t half = D / 2, group = H / Hkv;
+  ThreadPool* tp = &pool;
+
+  for (int64_t t = 0; t < T; ++t) weight_row_to_f32(w.tok_embd, tokens[t], x.data() + t * E);
+  for (int64_t t = 0; t < T; ++t) {
+    const double pos = static_cast<double>(n_past + t);
+    for (int64_t i = 0; i < half; ++i) {
+      double ang = pos * inv_freq[static_cast<size_t>(i)];
+      cos_t[t * half + i] = static_cast<float>(std::cos(ang));
+      sin_t[t * half + i] = static_cast<float>(std::sin(ang));
+    }
+  }
+
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    // Attention block: x += Wo · attention(rope(norm(x) Wq), rope(norm(x) Wk), norm(x) Wv).
+    for (int64_t t = 0; t < T; ++t) {
+      rms_norm(x.data() + t * E, static_cast<const float*>(L.attn_norm.data), E, c.norm_eps,
+               xn.data() + t * E);
+    }
+    SLM_TRY(matmul(L.wq, xn.data(), T, q.data(), tp));
+    SLM_TRY(matmul(L.wk, xn.data(), T, k.data(), tp));
+    SLM_TRY(matmul(L.wv, xn.data(), T, v.data(), tp));
+    for (int64_t t = 0; t < T; ++t) {
+      float* qt = q.data() + t * q_dim;
+      float* kt = k.data() + t * kv_dim;
+      if (c.qkv_bias) {
+        axpy_f32(1.0f, static_cast<const float*>(L.bq.data), qt, q_dim);
+        axpy_f32(1.0f, static_cast<const float*>(L.bk.data), kt, kv_dim);
+        axpy_f32(1.0f, static_cast<const float*>(L.bv.data), v.data() + t * kv_dim, kv_dim);
+      }
+      for (int64_t h = 0; h < H; ++h) {
+        if (c.qk_norm) rms_norm(qt + h * D, static_cast<const float*>(L.q_norm.data), D, c.norm_eps, qt + h * D);
+        rope(qt + h * D, D, cos_t.data() + t * half, sin_t.data() + t * half, c.rope_interleaved);
+      }
+      for (int64_t h = 0; h < Hkv; ++h) {
+        if (c.qk_norm) rms_norm(kt + h * D, static_cast<const float*>(L.k_norm.data), D, c.norm_eps, kt + h * D);
+        rope(kt + h * D, D, cos_t.data() + t * half, sin_t.data() + t * half, c.rope_interleaved);
+        std::copy_n(kt + h * D, D, k_at(il, h, n_past + t));
+        std::copy_n(v.data() + t * kv_dim + h * D, D, v_at(il, h, n_past + t));
+      }
+    }
+    // One task per (token, head); each uses its thread's row of scores.
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    pool.parallel_for(T * H, [&](int64_t b, int64_t e, int tid) {
+      float* sc = scores.data() + static_cast<int64_t>(tid) * n_ctx;
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t t = task / H, h = task % H, hk = h / group;
+        attention_head(q.data() + t * q_dim + h * D, k_at(il, hk, 0), v_at(il, hk, 0), D,
+                       n_past + t + 1, D, scale, sc, att.data() + t * q_dim + h * D);
+      }
+    });
+    SLM_TRY(matmul(L.wo, att.data(), T, xn.data(), tp));
+    for (int64_t t = 0; t < T; ++t) axpy_f32(1.0f, xn.data() + t * E, x.data() + t * E, E);
+
+    // Feed-forward block: x += W_down · (silu(norm(x) W_gate) * norm(x) W_up).
+    for (int64_t t = 0; t < T; ++t) {
+      rms_norm(x.data() + t * E, static_cast<const float*>(L.ffn_norm.data), E, c.norm_eps,
+               xn.data() + t * E);
+    }
+    SLM_TRY(matmul(L.w_gate, xn.data(), T, gate.data(), tp));
+    SLM_TRY(matmul(L.w_up, xn.data(), T, up.data(), tp));
+    for (int64_t t = 0; t < T; ++t) swiglu(gate.data() + t * c.n_ff, up.data() + t * c.n_ff, c.n_ff);
+    SLM_TRY(matmul(L.w_down, gate.data(), T, xn.data(), tp));
+    for (int64_t t = 0; t < T; ++t) axpy_f32(1.0f, xn.data() + t * E, x.data() + t * E, E);
+  }
+
+  if (first_out >= T) return Status();
+  const int64_t n_out = T - first_out;
+  for (int64_t t = 0; t < n_out; ++t) {
+    rms_norm(x.data() + (first_out + t) * E, static_cast<const float*>(w.out_norm.data), E,
+             c.norm_eps, xn.data() + t * E);
+  }
+  return matmul(w.output, xn.data(), n_out, out, tp);
+}
+
+Session::Session(const Model& model, int64_t n_ctx, int n_threads)
+    : n_ctx_(std::max<int64_t>(1, n_ctx)) {
+  impl_ = std::make_unique<Impl>(model, n_ctx_, n_threads);
+}
+
+Session::~Session() = default;
+
+void Session::truncate(int64_t n) { n_past_ = std::clamp<int64_t>(n, 0, n_past_); }
+
+Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+  Impl& s = *impl_;
+  const int64_t T = static_cast<int64_t>(tokens.size()), V = s.c.n_vocab;
+  if (T == 0) return error("forward: no tokens");
+  if (T > n_ctx_ - n_past_) {
+    return error("forward: context full (%lld cached + %lld new > n_ctx %lld)",
+                 (long long)n_past_, (long long)T, (long long)n_ctx_);
+  }
+  for (int64_t i = 0; i < T; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= V) {
+      return error("forward: token id %d at index %lld is out of range [0, %lld)", tokens[i],
+                   (long long)i, (long long)V);
+    }
+  }
+  if (all_logits && s.logits.size() < static_cast<size_t>(T * V)) {
+    s.logits.resize(static_cast<size_t>(T * V));
+  }
+  const int64_t B = std::min(k_max_batch, n_ctx_);
+  for (int64_t b = 0; b < T; b += B) {
+    const int64_t nb = std::min(B, T - b);
+    const bool last = b + nb == T;
+    int64_t first_out = all_logits ? 0 : (last ? nb - 1 : nb);
+    float* out = all_logits ? s.logits.data() + b * V : s.logits.data();
+    Status st = s.run_chunk(tokens.data() + b, nb, n_past_ + b, first_out, out);
+    if (!st.ok()) {
+      return st;  // the cache past n_past_ may hold partial rows; n_past_ is unchanged
+    }
+  }
+  n_past_ += T;
+  return std::span<const float>(s.logits.data(), static_cast<size_t>(all_logits ? T * V : V));
+}
+
+}  // namespace slm

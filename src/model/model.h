@@ -1,0 +1,130 @@
+// The parametric decoder: ModelConfig (hyper-parameters), ModelWeights (views into mapped
+// files), and Model, which owns both plus the tokenizer and chat template. Inference state
+// (KV cache, scratch) lives in Session so many can share one Model.
+// Canonical tensor names are GGUF's (token_embd.weight, blk.N.attn_q.weight, ...).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace slm {
+
+class Tokenizer;  // tokenizer/tokenizer.h
+class ThreadPool;  // core/thread_pool.h
+
+enum class RopeScalingType { none, linear, llama3 };
+
+struct ModelConfig {
+  std::string arch;           // "llama", "qwen2", "qwen3", "phi3", ... (GGUF general.architecture)
+  std::string name;           // general.name or directory name, informational
+  std::string source_format;  // "gguf", "hf", "llama2c"
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;  // usually n_embd / n_head (Qwen3 may differ)
+  int64_t n_ff = 0;
+  int64_t n_ctx_train = 0;
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  // true: rotate adjacent pairs (x[2i], x[2i+1]) as in GGUF "llama" and llama2.c;
+  // false: rotate halves (x[i], x[i + d/2]) as in Hugging Face and GGUF qwen2/qwen3/phi3.
+  bool rope_interleaved = false;
+  RopeScalingType rope_scaling = RopeScalingType::none;
+  float rope_factor = 1.0f;             // linear and llama3
+  float rope_low_freq_factor = 1.0f;    // llama3
+  float rope_high_freq_factor = 4.0f;   // llama3
+  int64_t rope_orig_ctx = 8192;         // llama3 original_max_position_embeddings
+  bool qkv_bias = false;    // Qwen2
+  bool qk_norm = false;     // Qwen3: RMSNorm over head_dim on q and k before rope
+  bool tied_embeddings = false;
+};
+
+struct LayerWeights {
+  TensorView attn_norm;             // (n_embd)
+  TensorView wq, wk, wv, wo;        // fused qkv files are split into row ranges at load time
+  TensorView bq, bk, bv;            // qkv_bias only
+  TensorView q_norm, k_norm;        // qk_norm only, (head_dim)
+  TensorView ffn_norm;              // (n_embd)
+  TensorView w_gate, w_up, w_down;  // fused gate_up files are split likewise
+};
+
+struct ModelWeights {
+  TensorView tok_embd;  // (n_vocab rows of n_embd)
+  std::vector<LayerWeights> layers;
+  TensorView out_norm;
+  TensorView output;  // == tok_embd when tied
+  // llama3-scaled GGUF files store per-frequency divisors (head_dim/2 floats, F32): the
+  // rotation angle of pair i is pos * theta^(-2i/head_dim) / rope_freqs[i]. Empty if absent.
+  TensorView rope_freqs;
+};
+
+struct LoadOptions {
+  std::string tokenizer_path;  // llama2.c tokenizer.bin (required for llama2.c checkpoints)
+};
+
+class Model {
+ public:
+  ~Model();
+  // MODEL is a GGUF file, a Hugging Face directory, or a llama2.c checkpoint.
+  static Expected<std::unique_ptr<Model>> load(const std::string& path,
+                                               const LoadOptions& opts = {});
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  const std::string& chat_template() const { return chat_template_; }
+  // Extra end-of-generation ids from generation_config.json / GGUF (besides the tokenizer's).
+  const std::vector<int32_t>& extra_eos_ids() const { return extra_eos_; }
+  int64_t n_params() const;
+  // Tensor dtype -> count, for `slm info`.
+  std::vector<std::pair<std::string, int64_t>> dtype_histogram() const;
+
+  // Parts are filled by the loaders in model/loader.cpp.
+  struct Parts;
+  explicit Model(std::unique_ptr<Parts> parts);
+
+ private:
+  std::unique_ptr<Parts> parts_;  // mapped files, owned buffers (e.g. converted tensors)
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::string chat_template_;
+  std::vector<int32_t> extra_eos_;
+};
+
+// One inference stream: its KV cache (allocated once for n_ctx) and scratch buffers.
+// No allocation happens per token.
+class Session {
+ public:
+  Session(const Model& model, int64_t n_ctx, int n_threads = 0);  // 0 threads: all cores
+  ~Session();
+
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_past() const { return n_past_; }
+  // Drops cached positions >= n (n <= n_past).
+  void truncate(int64_t n);
+
+  // Appends tokens at position n_past and runs them through the model. Returns the logits of
+  // the last token (n_vocab floats), or of every token (tokens.size() x n_vocab, row-major)
+  // when all_logits is set. The span is valid until the next call. Errors: context full,
+  // token id out of range.
+  Expected<std::span<const float>> forward(std::span<const int32_t> tokens,
+                                           bool all_logits = false);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int64_t n_ctx_;
+  int64_t n_past_ = 0;
+};
+
+}  // namespace slm
