@@ -64,6 +64,9 @@ class Llama2cCheckpoint {
   const Llama2cHeader& header() const { return header_; }
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const TensorView* tensor(std::string_view name) const;
+  // The mapped file the views point into (null after parse()). Keep it alive for as long as
+  // any copied TensorView is used.
+  const std::shared_ptr<MappedFile>& mapping() const { return map_; }
 
  private:
   std::shared_ptr<MappedFile> map_;

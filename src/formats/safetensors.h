@@ -50,6 +50,9 @@ class SafetensorsSet {
   const std::map<std::string, std::string, std::less<>>& unsupported() const {
     return unsupported_;
   }
+  // The mapped files the views point into (empty after parse()). Keep these alive for as long
+  // as any copied TensorView is used.
+  const std::vector<std::shared_ptr<MappedFile>>& mappings() const { return maps_; }
 
  private:
   // Validates one file image and appends its tensors; names_out (optional) receives the

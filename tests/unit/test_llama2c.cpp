@@ -242,6 +242,8 @@ TEST(Llama2c, Stories260KMatchesNumpy) {
   EXPECT_EQ(h.seq_len, 512);
   EXPECT_TRUE(h.shared_classifier);
   EXPECT_EQ(ck->tensor("output.weight"), nullptr);
+  ASSERT_NE(ck->mapping(), nullptr);
+  EXPECT_EQ(ck->tensor("token_embd.weight")->data, ck->mapping()->data() + 28);
   TempDir tmp;
   RefDump ref = run_ref(tmp, "dump", path);
   expect_matches_ref(*ck, ref);

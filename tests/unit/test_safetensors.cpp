@@ -246,6 +246,7 @@ TEST(Safetensors, ShardedDirectory) {
   EXPECT_EQ(element(*set->tensor("b"), 1), 2.5);
   EXPECT_EQ(element(*set->tensor("c"), 0), 10.0);
   EXPECT_EQ(set->metadata().at("shard"), "1");  // the first shard's __metadata__
+  EXPECT_EQ(set->mappings().size(), 2u);  // each shard mapped once
 
   // A single model.safetensors is used when present.
   TempDir one;
