@@ -6,10 +6,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 #include "kernels/simd.h"
 
 namespace slm {
@@ -92,8 +94,13 @@ bool matmul_supports(DType t) {
     case DType::F16:
     case DType::BF16:
       return true;
+    case DType::I8:
+    case DType::I16:
+    case DType::I32:
+    case DType::I64:
+      return false;  // integer tensors are not weights
     default:
-      return false;
+      return can_dequantize(t);
   }
 }
 
@@ -101,7 +108,7 @@ void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
   const uint8_t* src = w.row(r);
   switch (w.dtype) {
     case DType::F32:
-      std::copy_n(reinterpret_cast<const float*>(src), w.ne[0], out);
+      std::memcpy(out, src, static_cast<size_t>(w.ne[0]) * sizeof(float));  // may be unaligned
       break;
     case DType::F16:
       f16_row(src, out, w.ne[0]);
@@ -110,7 +117,7 @@ void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
       bf16_row(src, out, w.ne[0]);
       break;
     default:
-      std::fill_n(out, w.ne[0], 0.0f);  // unreachable: callers check matmul_supports
+      dequantize_row(w.dtype, src, out, w.ne[0]);
       break;
   }
 }
@@ -119,7 +126,8 @@ Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPo
   SLM_TRY(check_weight(w));
   const int64_t in = w.ne[0], out = w.ne[1];
   const int64_t n_tiles = (out + k_tile_rows - 1) / k_tile_rows;
-  const bool direct = w.dtype == DType::F32;
+  // F32 rows are read in place when they are float-aligned (safetensors data need not be).
+  const bool direct = w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
 
   auto body = [&](int64_t tb, int64_t te) {
     // Per-thread conversion buffer for one tile of rows; grows once, then is reused.

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 namespace slm {
 namespace {
@@ -43,6 +44,13 @@ Weight make_weight(DType dt, int64_t in, int64_t out, uint32_t seed) {
   Weight w;
   if (dt == DType::F32) {
     w.bytes.assign(reinterpret_cast<const char*>(f.data()), f.size() * 4);
+  } else if (dt != DType::F16 && dt != DType::BF16) {
+    uint64_t rb = 0;
+    EXPECT_TRUE(dtype_row_bytes(dt, in, &rb));
+    w.bytes.resize(rb * static_cast<uint64_t>(out));
+    for (int64_t r = 0; r < out; ++r) {
+      EXPECT_TRUE(quantize_row(dt, f.data() + r * in, w.bytes.data() + r * rb, in).ok());
+    }
   } else {
     std::vector<uint16_t> h(f.size());
     for (size_t i = 0; i < f.size(); ++i) {
@@ -50,7 +58,7 @@ Weight make_weight(DType dt, int64_t in, int64_t out, uint32_t seed) {
     }
     w.bytes.assign(reinterpret_cast<const char*>(h.data()), h.size() * 2);
   }
-  w.view.name = "w";
+  w.view.name.push_back('w');
   w.view.dtype = dt;
   w.view.n_dims = 2;
   w.view.ne[0] = in;
@@ -78,6 +86,37 @@ TEST(Kernels, MatmulMatchesReference) {
       }
     }
   }
+}
+
+TEST(Kernels, MatmulQuantizedMatchesReference) {
+  ThreadPool pool(2);
+  for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
+    ASSERT_TRUE(matmul_supports(dt));
+    for (int64_t in : {32, 96}) {
+      for (int64_t T : {1, 3}) {
+        const int64_t out = 7;
+        Weight w = make_weight(dt, in, out, 99);
+        auto x = randn(static_cast<size_t>(T * in), 5);
+        std::vector<float> y(static_cast<size_t>(T * out)), yr(y.size());
+        ASSERT_TRUE(matmul(w.view, x.data(), T, y.data(), &pool).ok());
+        ASSERT_TRUE(matmul_ref(w.view, x.data(), T, yr.data()).ok());
+        EXPECT_LE(rel_err(y, yr), 1e-5) << dtype_name(dt);
+      }
+    }
+  }
+}
+
+TEST(Kernels, MatmulUnalignedF32) {
+  Weight w = make_weight(DType::F32, 9, 5, 3);
+  std::string shifted(1, ' ');
+  shifted += w.bytes;
+  TensorView v = w.view;
+  v.data = shifted.data() + 1;
+  auto x = randn(9 * 2, 4);
+  std::vector<float> y(10), yr(10);
+  ASSERT_TRUE(matmul(v, x.data(), 2, y.data(), nullptr).ok());
+  ASSERT_TRUE(matmul_ref(w.view, x.data(), 2, yr.data()).ok());
+  EXPECT_LE(rel_err(y, yr), 1e-5);
 }
 
 TEST(Kernels, MatmulRejectsUnsupported) {
