@@ -313,6 +313,8 @@ Expected<GgufFile> GgufFile::open(const std::string& path) {
 Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::string what) {
   GgufFile f;
   f.path_ = what;
+  f.data_ = data;
+  f.size_ = size;
   Parser p(data, size, what);
   ByteReader& r = p.r();
 

@@ -74,6 +74,10 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return path_; }
+  // The whole file image (the mapping for open(), the caller's buffer for parse()); tensor
+  // data pointers lie inside it.
+  const uint8_t* file_data() const { return data_; }
+  uint64_t file_size() const { return size_; }
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }
   const GgufValue* find(std::string_view key) const;
@@ -100,6 +104,8 @@ class GgufFile {
  private:
   std::shared_ptr<MappedFile> map_;  // keeps tensor views valid
   std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
