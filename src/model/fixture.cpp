@@ -195,7 +195,21 @@ Status write_fixture_hf(const FixtureSpec& s, const std::string& dir, DType dtyp
   } else {
     c["rope_scaling"] = nullptr;
   }
-  return write_file_atomic(dir + "/config.json", c.dump(2));
+  SLM_TRY(write_file_atomic(dir + "/config.json", c.dump(2)));
+  if (!s.chat_template.empty()) {
+    json tc = {{"chat_template", s.chat_template}};
+    SLM_TRY(write_file_atomic(dir + "/tokenizer_config.json", tc.dump(2)));
+  }
+  if (!s.eos_ids.empty()) {
+    json g;
+    if (s.eos_ids.size() == 1) {
+      g["eos_token_id"] = s.eos_ids[0];
+    } else {
+      g["eos_token_id"] = s.eos_ids;
+    }
+    SLM_TRY(write_file_atomic(dir + "/generation_config.json", g.dump(2)));
+  }
+  return Status();
 }
 
 Status write_fixture_gguf(const FixtureSpec& s, const std::string& path, DType dtype) {
@@ -220,6 +234,13 @@ Status write_fixture_gguf(const FixtureSpec& s, const std::string& path, DType d
     w.set_string(a + ".rope.scaling.type", "linear");
     w.set_f32(a + ".rope.scaling.factor", s.rope_factor);
   }
+  if (!s.vocab_gguf.empty()) {
+    SLM_ASSIGN_OR_RETURN(GgufFile vocab, GgufFile::open(s.vocab_gguf));
+    for (const auto& [key, value] : vocab.metadata()) {
+      if (key.rfind("tokenizer.", 0) == 0) w.set_value(key, value);
+    }
+  }
+  if (!s.chat_template.empty()) w.set_string("tokenizer.chat_template", s.chat_template);
   for (const auto& t : make_tensors(s)) {
     std::vector<float> data = t.permute_heads ? permute_rows(t) : t.data;
     DType dt = t.matrix ? dtype : DType::F32;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/status.h"
@@ -35,6 +36,11 @@ struct FixtureSpec {
   // Fused qkv and gate_up tensors (Phi-3); always on for arch "phi3".
   bool fused = false;
   uint64_t seed = 1;
+  // Optional extras so loaders' tokenizer handling can be exercised:
+  std::string vocab_gguf;     // GGUF file whose tokenizer.* metadata is copied (GGUF only);
+                              // n_vocab must equal its token count
+  std::string chat_template;  // GGUF tokenizer.chat_template / HF tokenizer_config.json
+  std::vector<int32_t> eos_ids;  // HF generation_config.json eos_token_id (a list if > 1)
 };
 
 // Writes config.json and model.safetensors (matrices in `dtype`: F32, F16 or BF16; vectors in
