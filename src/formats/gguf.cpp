@@ -18,7 +18,7 @@ namespace {
 constexpr uint64_t k_max_key_len = 64 * 1024;
 constexpr uint64_t k_max_string_len = 4ull << 20;  // chat templates are tens of KiB
 constexpr uint64_t k_max_name_len = 64 * 1024;
-constexpr int k_max_depth = 8;  // array-of-array nesting levels
+constexpr int k_max_depth = 8;  // levels of arrays, the outermost one included
 constexpr uint64_t k_default_alignment = 32;
 // Smallest encodings: a kv is key length (8) + type (4) + a 1-byte value; a tensor info is
 // name length (8) + n_dims (4) + one ne (8) + type (4) + offset (8).
@@ -165,8 +165,8 @@ Status Parser::read_value(GgufType t, GgufValue* out, int depth, const std::stri
     return fail("%s: unknown array element type %u at offset %" PRIu64, field.c_str(), et, type_off);
   }
   out->elem_type = static_cast<GgufType>(et);
-  if (out->elem_type == GgufType::ARRAY && depth + 1 > k_max_depth) {
-    return fail("%s: arrays nested deeper than %d levels at offset %" PRIu64, field.c_str(),
+  if (out->elem_type == GgufType::ARRAY && depth + 1 >= k_max_depth) {
+    return fail("%s: arrays nested more than %d levels deep at offset %" PRIu64, field.c_str(),
                 k_max_depth, type_off);
   }
   uint64_t n = 0;
