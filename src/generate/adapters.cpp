@@ -17,10 +17,6 @@ void SessionLogits::truncate(int64_t n) { session_.truncate(n); }
 int64_t SessionLogits::n_ctx() const { return session_.n_ctx(); }
 int64_t SessionLogits::n_past() const { return session_.n_past(); }
 
-void TokenizerTextDecoder::push(int32_t id, std::string& out) { out.append(stream_.push(id)); }
-void TokenizerTextDecoder::flush(std::string& out) { out.append(stream_.flush()); }
-bool TokenizerTextDecoder::is_eog(int32_t id) const { return tok_.is_eog(id); }
-
 Expected<GenerateResult> generate(Session& session, const Tokenizer& tok,
                                   std::span<const int32_t> prompt, const GenerateOptions& opts,
                                   const TextCallback& on_text) {

@@ -19,14 +19,15 @@ namespace {
 class ScriptedModel final : public LogitsSource {
  public:
   ScriptedModel(int64_t n_vocab, int64_t n_ctx, std::vector<int32_t> script)
-      : n_vocab_(n_vocab), n_ctx_(n_ctx), script_(std::move(script)),
+      : n_ctx_(n_ctx), script_(std::move(script)),
         logits_(static_cast<size_t>(n_vocab)) {}
   Expected<std::span<const float>> forward(std::span<const int32_t> tokens, bool) override {
     if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) return error("context full");
     calls.emplace_back(tokens.begin(), tokens.end());
     if (prompt_len_ < 0) prompt_len_ = static_cast<int64_t>(tokens.size());
     n_past_ += static_cast<int64_t>(tokens.size());
-    const int64_t step = n_past_ - prompt_len_;  // index of the token about to be sampled
+    // Index of the token about to be sampled (0 while the prompt is still going in).
+    const int64_t step = std::max<int64_t>(n_past_ - prompt_len_, 0);
     const int32_t next = script_[static_cast<size_t>(
         std::min<int64_t>(step, static_cast<int64_t>(script_.size()) - 1))];
     std::fill(logits_.begin(), logits_.end(), 0.0f);
@@ -41,7 +42,7 @@ class ScriptedModel final : public LogitsSource {
   void set_prompt_len(int64_t n) { prompt_len_ = n; }  // when the prompt is fed in batches
 
  private:
-  int64_t n_vocab_, n_ctx_;
+  int64_t n_ctx_;
   std::vector<int32_t> script_;
   std::vector<float> logits_;
   int64_t n_past_ = 0;
