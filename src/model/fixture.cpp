@@ -10,6 +10,7 @@
 #include "core/mmap.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "kernels/quant.h"
 
 namespace slm {
 
@@ -117,7 +118,8 @@ std::vector<float> permute_rows(const FxTensor& t) {
   return out;
 }
 
-Expected<std::string> encode(const std::vector<float>& v, DType dt) {
+// Rows of `cols` values in type dt.
+Expected<std::string> encode(const std::vector<float>& v, DType dt, int64_t cols) {
   std::string bytes;
   if (dt == DType::F32) {
     bytes.assign(reinterpret_cast<const char*>(v.data()), v.size() * 4);
@@ -126,9 +128,31 @@ Expected<std::string> encode(const std::vector<float>& v, DType dt) {
     for (size_t i = 0; i < v.size(); ++i) h[i] = dt == DType::F16 ? fp32_to_fp16(v[i]) : fp32_to_bf16(v[i]);
     bytes.assign(reinterpret_cast<const char*>(h.data()), h.size() * 2);
   } else {
-    return error("fixture: dtype %s is not supported", dtype_name(dt));
+    uint64_t rb = 0;
+    if (!dtype_row_bytes(dt, cols, &rb)) {
+      return error("fixture: %lld columns do not fit blocks of %s", (long long)cols, dtype_name(dt));
+    }
+    const int64_t rows = static_cast<int64_t>(v.size()) / cols;
+    bytes.resize(rb * static_cast<uint64_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      SLM_TRY(quantize_row(dt, v.data() + r * cols, bytes.data() + static_cast<uint64_t>(r) * rb, cols));
+    }
   }
   return bytes;
+}
+
+// The values a file of type dt holds for v: quantize then dequantize, row by row.
+Expected<std::vector<float>> round_through(const std::vector<float>& v, DType dt, int64_t cols) {
+  if (dt == DType::F32) return v;
+  SLM_ASSIGN_OR_RETURN(std::string bytes, encode(v, dt, cols));
+  uint64_t rb = 0;
+  dtype_row_bytes(dt, cols, &rb);
+  std::vector<float> out(v.size());
+  const int64_t rows = static_cast<int64_t>(v.size()) / cols;
+  for (int64_t r = 0; r < rows; ++r) {
+    SLM_TRY(dequantize_row_checked(dt, bytes.data() + static_cast<uint64_t>(r) * rb, out.data() + r * cols, cols));
+  }
+  return out;
 }
 
 std::vector<int64_t> gguf_ne(const std::vector<int64_t>& shape) {
@@ -163,7 +187,12 @@ Status write_fixture_hf(const FixtureSpec& s, const std::string& dir, DType dtyp
   using json = nlohmann::json;
   SafetensorsWriter w;
   for (const auto& t : make_tensors(s)) {
-    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(t.data, t.matrix ? dtype : DType::F32));
+    const int64_t cols = t.shape.back();
+    std::vector<float> data = t.data;
+    if (t.matrix) {
+      SLM_ASSIGN_OR_RETURN(data, round_through(t.data, s.round_matrices, cols));
+    }
+    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(data, t.matrix ? dtype : DType::F32, cols));
     SLM_TRY(w.add_tensor(t.hf, t.matrix ? dtype : DType::F32, gguf_ne(t.shape), std::move(bytes)));
   }
   w.set_metadata("format", "pt");
@@ -244,12 +273,12 @@ Status write_fixture_gguf(const FixtureSpec& s, const std::string& path, DType d
   for (const auto& t : make_tensors(s)) {
     std::vector<float> data = t.permute_heads ? permute_rows(t) : t.data;
     DType dt = t.matrix ? dtype : DType::F32;
-    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(data, dt));
+    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(data, dt, t.shape.back()));
     SLM_TRY(w.add_tensor(t.gguf, dt, gguf_ne(t.shape), std::move(bytes)));
   }
   if (s.rope_scaling == RopeScalingType::llama3) {
     std::vector<float> f = llama3_rope_freqs(s);
-    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(f, DType::F32));
+    SLM_ASSIGN_OR_RETURN(std::string bytes, encode(f, DType::F32, static_cast<int64_t>(f.size())));
     SLM_TRY(w.add_tensor("rope_freqs.weight", DType::F32, {static_cast<int64_t>(f.size())}, std::move(bytes)));
   }
   return w.write(path);

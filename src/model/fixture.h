@@ -36,6 +36,9 @@ struct FixtureSpec {
   // Fused qkv and gate_up tensors (Phi-3); always on for arch "phi3".
   bool fused = false;
   uint64_t seed = 1;
+  // Round every matrix through this type (quantize, then dequantize) before writing the HF
+  // dir, so an F32 HF dir holds exactly the values a GGUF of that type stores. F32: no-op.
+  DType round_matrices = DType::F32;
   // Optional extras so loaders' tokenizer handling can be exercised:
   std::string vocab_gguf;     // GGUF file whose tokenizer.* metadata is copied (GGUF only);
                               // n_vocab must equal its token count
@@ -49,7 +52,8 @@ Status write_fixture_hf(const FixtureSpec& spec, const std::string& dir, DType d
 
 // Writes the same weights as a GGUF file with llama.cpp's conventions: canonical names, q/k
 // rows permuted for arch "llama" (adjacent-pair rope), llama3 scaling as rope_freqs.weight.
-// Matrices in `dtype` (F32, F16, BF16), vectors in F32.
+// Matrices in `dtype` (F32, F16, BF16 or a type quantize_row supports: Q8_0, Q4_0, ...),
+// vectors in F32.
 Status write_fixture_gguf(const FixtureSpec& spec, const std::string& path,
                           DType dtype = DType::F32);
 

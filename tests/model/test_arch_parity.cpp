@@ -268,5 +268,29 @@ TEST(ArchParityHalf, F16GgufAndBf16Hf) {
   }
 }
 
+// Quantized GGUF weights: the reference runs on an F32 HF dir holding the same rounded values
+// (quantize then dequantize), so only the arithmetic differs.
+TEST(ArchParityQuant, QuantizedGgufMatchesRoundedReference) {
+  for (DType dt : {DType::Q8_0, DType::Q4_0, DType::Q5_1}) {
+    FixtureSpec s = base();
+    s.arch = dt == DType::Q4_0 ? "qwen2" : "llama";
+    s.qkv_bias = s.arch == "qwen2";
+    s.n_head_kv = 2;
+    s.round_matrices = dt;
+    test::TempDir tmp;
+    const std::string hf = tmp.file("hf"), g = tmp.file("q.gguf");
+    ASSERT_EQ(0, system(("mkdir -p " + test::sh_quote(hf)).c_str()));
+    ASSERT_TRUE(write_fixture_hf(s, hf).ok());
+    Status st = write_fixture_gguf(s, g, dt);
+    ASSERT_TRUE(st.ok()) << st.message();
+    auto toks = token_sequence(s.n_vocab);
+    auto ref = reference_logits(hf, toks, tmp.file("ref.bin"));
+    ASSERT_FALSE(ref.empty());
+    double e = worst_error(g, toks, ref, nullptr);
+    EXPECT_LE(e, 1e-4) << dtype_name(dt);
+    std::printf("%s %s GGUF vs rounded F32 reference: worst rel err %.3g\n", s.arch.c_str(), dtype_name(dt), e);
+  }
+}
+
 }  // namespace
 }  // namespace slm
