@@ -1,11 +1,55 @@
-// slm command-line entry point: parses the subcommand and hands off to the library.
-#include <CLI/CLI.hpp>
+// slm command-line entry point: registers the subcommands and dispatches to the chosen one.
+#include <unistd.h>
 
-#include <cstdio>
+#include <csignal>
+
+#include "commands.h"
+
+namespace slm::cli {
+
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "slm: %s\n", s.message().c_str());
+  return 1;
+}
+
+std::string read_stdin() {
+  std::string data;
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = ::read(STDIN_FILENO, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+}  // namespace slm::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"slm: build, shrink and run small language models on the CPU"};
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error, not a crash
+  CLI::App app{"slm: build, shrink and run small language models on the CPU.\n"
+               "MODEL is a GGUF file, a Hugging Face model directory, or a llama2.c checkpoint "
+               "(with --tokenizer tokenizer.bin)."};
   app.require_subcommand(1);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.set_version_flag("--version", "slm 0.1.0");
+  slm::cli::add_run(app);
+  slm::cli::add_chat(app);
+  slm::cli::add_info(app);
+  slm::cli::add_tokenize(app);
+  slm::cli::add_template(app);
+  slm::cli::add_perplexity(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return slm::cli::exit_code();
 }
