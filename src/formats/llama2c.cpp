@@ -22,7 +22,7 @@ struct Segment {
   const char* name;  // GGUF tensor name stem; nullptr for arrays that are skipped
   bool per_layer;
   int n_dims;
-  int64_t ne0, ne1;  // per slice, GGUF order
+  int64_t ne0, ne1;          // per slice, GGUF order
   uint64_t skip_floats = 0;  // for skipped arrays (freq_cis)
 };
 
@@ -42,12 +42,12 @@ Status validate_header(const std::string& what, const Llama2cHeader& h) {
   SLM_TRY(check_field(what, "vocab_size", h.vocab_size, k_max_vocab));
   SLM_TRY(check_field(what, "seq_len", h.seq_len, k_max_seq_len));
   if (h.dim % h.n_heads != 0) {
-    return error("%s: header field dim = %d is not divisible by n_heads = %d", what.c_str(),
-                 h.dim, h.n_heads);
+    return error("%s: header field dim = %d is not divisible by n_heads = %d", what.c_str(), h.dim,
+                 h.n_heads);
   }
   if (h.n_heads % h.n_kv_heads != 0) {
-    return error("%s: header field n_heads = %d is not divisible by n_kv_heads = %d",
-                 what.c_str(), h.n_heads, h.n_kv_heads);
+    return error("%s: header field n_heads = %d is not divisible by n_kv_heads = %d", what.c_str(),
+                 h.n_heads, h.n_kv_heads);
   }
   // RoPE rotates pairs within a head, and the legacy freq_cis tables hold head_size/2 columns.
   if (h.head_size() % 2 != 0) {
@@ -77,7 +77,8 @@ std::vector<Segment> file_layout(const Llama2cHeader& h) {
   if (h.version == 0) {
     // run.c memory_map_weights order; freq_cis_real and freq_cis_imag follow the final norm,
     // each (seq_len, head_size / 2).
-    const uint64_t freq = static_cast<uint64_t>(h.seq_len) * static_cast<uint64_t>(h.head_size() / 2);
+    const uint64_t freq =
+        static_cast<uint64_t>(h.seq_len) * static_cast<uint64_t>(h.head_size() / 2);
     Segment skip{nullptr, false, 0, 0, 0, freq};
     s = {tok, attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3, norm, skip, skip};
   } else {
@@ -110,9 +111,10 @@ Status read_header(ByteReader& r, Llama2cHeader* h) {
   if (versioned) {
     SLM_TRY(r.read(&h->version, "version"));
     if (h->version == 2) {
-      return error("%s: llama2.c export version 2 (int8 Q8_0) is not supported; export with "
-                   "--version 0 or 1",
-                   r.what().c_str());
+      return error(
+          "%s: llama2.c export version 2 (int8 Q8_0) is not supported; export with "
+          "--version 0 or 1",
+          r.what().c_str());
     }
     if (h->version != 1) {
       return error("%s: unsupported llama2.c export version %d", r.what().c_str(), h->version);
@@ -178,10 +180,11 @@ Expected<Llama2cCheckpoint> Llama2cCheckpoint::parse(const uint8_t* data, uint64
     return error("%s: tensor sizes overflow", what.c_str());
   }
   if (need > r.remaining()) {
-    return error("%s: truncated: the header describes %llu bytes of weights after offset %llu, "
-                 "the file has %llu",
-                 what.c_str(), (unsigned long long)need, (unsigned long long)r.offset(),
-                 (unsigned long long)r.remaining());
+    return error(
+        "%s: truncated: the header describes %llu bytes of weights after offset %llu, "
+        "the file has %llu",
+        what.c_str(), (unsigned long long)need, (unsigned long long)r.offset(),
+        (unsigned long long)r.remaining());
   }
   if (need < r.remaining()) {
     return error("%s: %llu trailing bytes after the weights the header describes (offset %llu)",

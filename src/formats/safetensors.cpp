@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/reader.h"
 
@@ -37,14 +37,14 @@ struct StType {
 // The dtype strings of the safetensors specification. Types without a DType are accepted (the
 // file is valid) but reported through unsupported().
 constexpr StType k_st_types[] = {
-    {"F64", 8, true, DType::F64},       {"F32", 4, true, DType::F32},
-    {"F16", 2, true, DType::F16},       {"BF16", 2, true, DType::BF16},
-    {"I64", 8, true, DType::I64},       {"I32", 4, true, DType::I32},
-    {"I16", 2, true, DType::I16},       {"I8", 1, true, DType::I8},
-    {"U64", 8, false, DType::F32},      {"U32", 4, false, DType::F32},
-    {"U16", 2, false, DType::F32},      {"U8", 1, false, DType::F32},
-    {"BOOL", 1, false, DType::F32},     {"F8_E5M2", 1, false, DType::F32},
-    {"F8_E4M3", 1, false, DType::F32},  {"F8_E8M0", 1, false, DType::F32},
+    {"F64", 8, true, DType::F64},      {"F32", 4, true, DType::F32},
+    {"F16", 2, true, DType::F16},      {"BF16", 2, true, DType::BF16},
+    {"I64", 8, true, DType::I64},      {"I32", 4, true, DType::I32},
+    {"I16", 2, true, DType::I16},      {"I8", 1, true, DType::I8},
+    {"U64", 8, false, DType::F32},     {"U32", 4, false, DType::F32},
+    {"U16", 2, false, DType::F32},     {"U8", 1, false, DType::F32},
+    {"BOOL", 1, false, DType::F32},    {"F8_E5M2", 1, false, DType::F32},
+    {"F8_E4M3", 1, false, DType::F32}, {"F8_E8M0", 1, false, DType::F32},
 };
 
 const StType* find_st_type(std::string_view name) {
@@ -200,7 +200,8 @@ Status SafetensorsSet::add_file(const uint8_t* data, uint64_t size, const std::s
       continue;
     }
     const std::string tn = clip(name);
-    if (!v.is_object()) return error("%s: tensor '%s': entry is not an object", what.c_str(), tn.c_str());
+    if (!v.is_object())
+      return error("%s: tensor '%s': entry is not an object", what.c_str(), tn.c_str());
 
     auto dt_it = v.find("dtype");
     if (dt_it == v.end() || !dt_it->is_string()) {
@@ -253,13 +254,12 @@ Status SafetensorsSet::add_file(const uint8_t* data, uint64_t size, const std::s
     uint64_t begin = (*off_it)[0].get<uint64_t>();
     uint64_t end = (*off_it)[1].get<uint64_t>();
     if (begin > end) {
-      return error("%s: tensor '%s': data_offsets: begin %llu > end %llu", what.c_str(),
-                   tn.c_str(), (unsigned long long)begin, (unsigned long long)end);
+      return error("%s: tensor '%s': data_offsets: begin %llu > end %llu", what.c_str(), tn.c_str(),
+                   (unsigned long long)begin, (unsigned long long)end);
     }
     if (end > buf_size) {
       return error("%s: tensor '%s': data_offsets: end %llu is past the data buffer (%llu bytes)",
-                   what.c_str(), tn.c_str(), (unsigned long long)end,
-                   (unsigned long long)buf_size);
+                   what.c_str(), tn.c_str(), (unsigned long long)end, (unsigned long long)buf_size);
     }
     if (end - begin != nbytes) {
       return error("%s: tensor '%s': data_offsets: span %llu bytes but dtype %s x shape needs %llu",
@@ -297,23 +297,25 @@ Status SafetensorsSet::add_file(const uint8_t* data, uint64_t size, const std::s
   const Range* prev = nullptr;
   for (const Range& rg : ranges) {
     if (rg.begin < covered) {
-      return error("%s: tensor '%s': data_offsets: [%llu, %llu) overlaps tensor '%s'",
-                   what.c_str(), clip(rg.name).c_str(), (unsigned long long)rg.begin,
-                   (unsigned long long)rg.end, prev ? clip(prev->name).c_str() : "?");
+      return error("%s: tensor '%s': data_offsets: [%llu, %llu) overlaps tensor '%s'", what.c_str(),
+                   clip(rg.name).c_str(), (unsigned long long)rg.begin, (unsigned long long)rg.end,
+                   prev ? clip(prev->name).c_str() : "?");
     }
     if (rg.begin > covered) {
-      return error("%s: tensor '%s': data_offsets: hole of %llu bytes before offset %llu "
-                   "(the data buffer must be fully covered)",
-                   what.c_str(), clip(rg.name).c_str(), (unsigned long long)(rg.begin - covered),
-                   (unsigned long long)rg.begin);
+      return error(
+          "%s: tensor '%s': data_offsets: hole of %llu bytes before offset %llu "
+          "(the data buffer must be fully covered)",
+          what.c_str(), clip(rg.name).c_str(), (unsigned long long)(rg.begin - covered),
+          (unsigned long long)rg.begin);
     }
     covered = rg.end;
     prev = &rg;
   }
   if (covered != buf_size) {
-    return error("%s: data buffer has %llu bytes after the last tensor (the data buffer must be "
-                 "fully covered)",
-                 what.c_str(), (unsigned long long)(buf_size - covered));
+    return error(
+        "%s: data buffer has %llu bytes after the last tensor (the data buffer must be "
+        "fully covered)",
+        what.c_str(), (unsigned long long)(buf_size - covered));
   }
 
   // Commit only after the whole file validated, checking names against earlier files.
@@ -431,8 +433,8 @@ Expected<SafetensorsSet> SafetensorsSet::open_dir(const std::string& dir) {
 
 // ---- writer ----
 
-Status SafetensorsWriter::add_tensor(const std::string& name, DType dtype,
-                                     std::vector<int64_t> ne, std::string bytes) {
+Status SafetensorsWriter::add_tensor(const std::string& name, DType dtype, std::vector<int64_t> ne,
+                                     std::string bytes) {
   if (name.empty() || name == "__metadata__") {
     return error("safetensors writer: invalid tensor name '%s'", name.c_str());
   }

@@ -354,17 +354,41 @@ TEST(Llama2c, HostileHeadersNameTheField) {
       {"vocab huge", with([](Fields& f) { f.vocab = INT32_MAX; }), "vocab_size"},
       {"seq zero", with([](Fields& f) { f.seq = 0; }), "seq_len"},
       {"seq negative", with([](Fields& f) { f.seq = -3; }), "seq_len"},
-      {"dim not divisible", with([](Fields& f) { f.dim = 9; f.heads = 2; }), "divisible by n_heads"},
-      {"heads not divisible", with([](Fields& f) { f.heads = 4; f.kv = 3; }),
+      {"dim not divisible", with([](Fields& f) {
+         f.dim = 9;
+         f.heads = 2;
+       }),
+       "divisible by n_heads"},
+      {"heads not divisible", with([](Fields& f) {
+         f.heads = 4;
+         f.kv = 3;
+       }),
        "divisible by n_kv_heads"},
-      {"odd head size", with([](Fields& f) { f.dim = 6; f.heads = 2; }), "odd"},
+      {"odd head size", with([](Fields& f) {
+         f.dim = 6;
+         f.heads = 2;
+       }),
+       "odd"},
       {"all at caps (huge product)", with([](Fields& f) {
-         f.dim = 1 << 16; f.hidden = 1 << 18; f.layers = 1 << 10; f.heads = 1 << 10;
-         f.kv = 1 << 10; f.vocab = 1 << 22; f.seq = 1 << 22; }), "truncated"},
+         f.dim = 1 << 16;
+         f.hidden = 1 << 18;
+         f.layers = 1 << 10;
+         f.heads = 1 << 10;
+         f.kv = 1 << 10;
+         f.vocab = 1 << 22;
+         f.seq = 1 << 22;
+       }),
+       "truncated"},
       {"trailing bytes", legacy_file(Fields{}, true, 4), "trailing"},
       {"one float short", legacy_file(Fields{}, true, -4), "truncated"},
-      {"unshared but shared size", [] { std::string s = legacy_file(Fields{}, true);
-         int32_t v = -5; std::memcpy(&s[20], &v, 4); return s; }(), "truncated"},
+      {"unshared but shared size",
+       [] {
+         std::string s = legacy_file(Fields{}, true);
+         int32_t v = -5;
+         std::memcpy(&s[20], &v, 4);
+         return s;
+       }(),
+       "truncated"},
       {"v2 export", v1_file(2, 1, Fields{}), "version 2"},
       {"unknown version", v1_file(7, 1, Fields{}), "version 7"},
       {"shared flag 2", v1_file(1, 2, Fields{}), "shared_classifier"},
