@@ -21,7 +21,7 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tok,
                                   std::span<const int32_t> prompt, const GenerateOptions& opts,
                                   const TextCallback& on_text) {
   SessionLogits source(session);
-  TokenizerTextDecoder decoder(tok);
+  TokenizerTextDecoder decoder(tok, !opts.strip_leading_space);
   return generate(source, decoder, prompt, opts, on_text);
 }
 

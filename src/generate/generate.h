@@ -73,9 +73,13 @@ class SessionLogits final : public LogitsSource {
   Session& session_;
 };
 
+// keep_leading_space: StreamDecoder drops the space SPM-style tokenizers put before the first
+// word (right for decoding a whole sequence); a continuation of a prompt needs it, so by default
+// it is put back. Pass false for Hugging Face decode() behaviour on the new tokens.
 class TokenizerTextDecoder final : public TextDecoder {
  public:
-  explicit TokenizerTextDecoder(const Tokenizer& tok) : tok_(tok), stream_(tok) {}
+  explicit TokenizerTextDecoder(const Tokenizer& tok, bool keep_leading_space = true)
+      : tok_(tok), stream_(tok), keep_space_(keep_leading_space) {}
   void push(int32_t id, std::string& out) override;
   void flush(std::string& out) override;
   bool is_eog(int32_t id) const override;
@@ -83,6 +87,8 @@ class TokenizerTextDecoder final : public TextDecoder {
  private:
   const Tokenizer& tok_;
   StreamDecoder stream_;
+  bool keep_space_;
+  bool started_ = false;  // a token with non-empty text was seen
 };
 
 // Incremental stop-string matcher with hold-back (see the semantics above).
@@ -116,6 +122,9 @@ struct GenerateOptions {
   bool penalize_prompt = true;     // put prompt tokens in the penalty history
   int64_t n_batch = 512;           // prompt tokens per forward call (<= 0: all at once)
   std::atomic<bool>* cancel = nullptr;  // set from another thread / signal handler to stop
+  // Session/Tokenizer overloads: drop the leading space of the first generated word as
+  // Hugging Face decode() does (default: keep it, as llama.cpp prints continuations).
+  bool strip_leading_space = false;
 };
 
 struct GenerateResult {

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "generate/generate.h"
+#include "model/model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -366,6 +369,65 @@ TEST(Generate, Utf8CharacterSplitOverByteTokens) {
   ASSERT_TRUE(res.ok());
   EXPECT_EQ(res->text, "\xC3\xA9");
   EXPECT_EQ(res->finish_reason, FinishReason::stop);
+}
+
+// The real stories260K model through Session: greedy generation must reproduce the independent
+// PyTorch reference (tests/ref/torch_model.py) token for token, and the streamed text must equal
+// the whole-sequence decode of the continuation.
+TEST(Generate, Stories260KGreedyMatchesPyTorchReference) {
+  const int n_new = 48;
+  const std::string cmd = test::python_exe() + " " +
+                          test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
+                          " --llama2c " + test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
+                          " --tokenizer " + test::sh_quote(test::shared_dir() + "/models/tok512.bin") +
+                          " --prompt 'Once upon a time,' --generate " + std::to_string(n_new);
+  const test::RunResult ref = test::run(cmd);
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  const auto j = nlohmann::json::parse(ref.out);
+  const auto prompt = j["prompt"].get<std::vector<int32_t>>();
+  auto expect = j["generated"].get<std::vector<int32_t>>();
+
+  LoadOptions lo;
+  lo.tokenizer_path = test::shared_dir() + "/models/tok512.bin";
+  auto model = Model::load(test::shared_dir() + "/models/stories260K.bin", lo);
+  ASSERT_TRUE(model.ok()) << model.message();
+  const Tokenizer& tok = (*model)->tokenizer();
+  // The loop stops at the first end-of-generation token (kept in the result).
+  for (size_t i = 0; i < expect.size(); ++i) {
+    if (tok.is_eog(expect[i])) {
+      expect.resize(i + 1);
+      break;
+    }
+  }
+  Session session(**model, 256, 1);
+  GenerateOptions o;
+  o.sampling.temperature = 0.0f;
+  o.max_tokens = n_new;
+  std::string streamed;
+  auto res = generate(session, **model, prompt, o, [&](std::string_view s) { streamed += s; });
+  ASSERT_TRUE(res.ok()) << res.message();
+  EXPECT_EQ(res->tokens, expect);
+  EXPECT_EQ(streamed, res->text);
+
+  std::vector<int32_t> body(res->tokens.begin(), res->tokens.end());
+  if (!body.empty() && tok.is_eog(body.back())) body.pop_back();
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), body.begin(), body.end());
+  const std::string whole = tok.decode(all), head = tok.decode(prompt);
+  ASSERT_EQ(whole.compare(0, head.size(), head), 0);
+  const std::string continuation = whole.substr(head.size());
+  EXPECT_EQ(res->text, continuation);
+  ASSERT_GT(continuation.size(), 20u);
+  EXPECT_EQ(continuation[0], ' ');  // the continuation keeps the space before its first word
+
+  // A stop string taken from the middle of that text cuts it exactly before its first occurrence.
+  const std::string stop = continuation.substr(12, 5);
+  Session s2(**model, 256, 1);
+  o.stop = {stop};
+  auto cut = generate(s2, **model, prompt, o, nullptr);
+  ASSERT_TRUE(cut.ok()) << cut.message();
+  EXPECT_EQ(cut->finish_reason, FinishReason::stop);
+  EXPECT_EQ(cut->text, continuation.substr(0, continuation.find(stop)));
 }
 
 }  // namespace
