@@ -4,9 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "generate/perplexity.h"
+#include "model/model.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace slm {
 namespace {
@@ -211,6 +216,76 @@ TEST(Perplexity, LlamaCppOutputFormat) {
   r.ppl = 9.87654321;
   r.ppl_error = 0.123456789;
   EXPECT_EQ(format_final_ppl(r), "Final estimate: PPL = 9.8765 +/- 0.12346");
+}
+
+// The real stories260K model: slm's perplexity over a Session against the same protocol scored
+// here on logits from the independent PyTorch reference (tests/ref/torch_model.py).
+TEST(Perplexity, Stories260KMatchesPyTorchReference) {
+  const std::string text =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park with her friends. One day, she saw a big red ball under a tree. She ran to the ball "
+      "and picked it up. It was very shiny and round. Lily wanted to show the ball to her mom. "
+      "She ran home as fast as she could. Her mom smiled and said, \"What a nice ball! Where "
+      "did you find it?\" Lily told her mom about the tree in the park. They went back to the "
+      "park together and played with the ball all day. When the sun went down, they were tired "
+      "and happy. They went home and had a big dinner. Lily hugged her mom and said thank you.";
+  const int64_t n_ctx = 48;
+  LoadOptions lo;
+  lo.tokenizer_path = test::shared_dir() + "/models/tok512.bin";
+  auto model = Model::load(test::shared_dir() + "/models/stories260K.bin", lo);
+  ASSERT_TRUE(model.ok()) << model.message();
+  const Tokenizer& tok = (*model)->tokenizer();
+  const std::vector<int32_t> tokens = tok.encode(text, true, false);
+  ASSERT_GE(static_cast<int64_t>(tokens.size()), 2 * n_ctx);
+  const int32_t bos = tok.add_bos() ? tok.bos_id() : -1;
+
+  Session session(**model, n_ctx, 1);
+  PerplexityOptions o;
+  o.n_ctx = n_ctx;
+  o.n_batch = 20;   // not a divisor of n_ctx: windows go in three calls
+  o.n_chunks = 2;   // each reference window costs a PyTorch start-up
+  auto r = perplexity(session, tok, text, o);
+  ASSERT_TRUE(r.ok()) << r.message();
+
+  const int64_t V = (*model)->config().n_vocab;
+  const int64_t chunks = std::min<int64_t>(static_cast<int64_t>(tokens.size()) / n_ctx, 2);
+  ASSERT_EQ(r->n_chunks, chunks);
+  long double sum = 0;
+  int64_t count = 0;
+  test::TempDir tmp;
+  for (int64_t c = 0; c < chunks; ++c) {
+    std::vector<int32_t> win(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
+    if (bos >= 0) win[0] = bos;
+    std::string list;
+    for (int32_t t : win) list += (list.empty() ? "" : ",") + std::to_string(t);
+    const std::string cmd = test::python_exe() + " " +
+                            test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
+                            " --llama2c " +
+                            test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
+                            " --tokens " + list + " --logits-out " + test::sh_quote(tmp.file("l.bin"));
+    const test::RunResult ref = test::run(cmd);
+    ASSERT_EQ(ref.exit_code, 0) << ref.err;
+    const std::string bytes = test::read_text(tmp.file("l.bin"));
+    ASSERT_EQ(static_cast<int64_t>(bytes.size()), n_ctx * V * 4);
+    std::vector<float> logits(static_cast<size_t>(n_ctx * V));
+    std::memcpy(logits.data(), bytes.data(), bytes.size());
+    for (int64_t j = n_ctx / 2; j + 1 < n_ctx; ++j) {
+      const float* l = logits.data() + j * V;
+      long double z = 0;
+      for (int64_t v = 0; v < V; ++v) z += std::exp(static_cast<long double>(l[v]));
+      const int32_t target = tokens[static_cast<size_t>(c * n_ctx + j + 1)];
+      sum += std::log(z) - l[target];
+      ++count;
+    }
+    const double running = static_cast<double>(std::exp(sum / count));
+    EXPECT_NEAR(r->chunk_ppl[static_cast<size_t>(c)], running, running * 1e-3) << "chunk " << c;
+  }
+  const double ppl = static_cast<double>(std::exp(sum / count));
+  EXPECT_NEAR(r->ppl, ppl, ppl * 1e-3);
+  EXPECT_GT(r->ppl, 1.5);  // a real model on real text: far from both 1 and V
+  EXPECT_LT(r->ppl, 100.0);
+  std::printf("stories260K: %lld tokens, %s\n", static_cast<long long>(tokens.size()),
+              format_final_ppl(*r).c_str());
 }
 
 }  // namespace
