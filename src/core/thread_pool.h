@@ -55,14 +55,14 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_start_;
   std::condition_variable cv_done_;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped (under mu_) when a job is published
   bool stop_ = false;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
   int64_t chunk_ = 1;
   std::atomic<int64_t> next_{0};
-  int active_ = 0;  // workers still inside the current job
+  std::atomic<int> active_{0};  // workers still inside the current job
 };
 
 }  // namespace slm
