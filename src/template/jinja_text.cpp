@@ -143,7 +143,13 @@ std::vector<std::string> code_points(std::string_view s) {
   return out;
 }
 
+static bool is_letter(uint32_t cp) {
+  auto c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
+}
+
 static std::string map_case(std::string_view s, bool upper) {
+  bool prev_letter = false;
   std::string out;
   out.reserve(s.size());
   size_t i = 0;
@@ -153,6 +159,14 @@ static std::string map_case(std::string_view s, bool upper) {
       out += "SS";
       continue;
     }
+    if (!upper && cp == 0x3A3) {  // final sigma: after a letter and not before one
+      size_t j = i;
+      bool before = prev_letter, after = j < s.size() && is_letter(next_code_point(s, j));
+      prev_letter = true;
+      append_utf8(out, before && !after ? 0x3C2 : 0x3C3);
+      continue;
+    }
+    prev_letter = is_letter(cp);
     auto m = upper ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
                    : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp));
     append_utf8(out, static_cast<uint32_t>(m));
