@@ -78,7 +78,13 @@ Expected<Loaded> load(const CommonOptions& o) {
   LoadOptions lo;
   lo.tokenizer_path = o.tokenizer;
   SLM_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::load(o.model, lo));
-  if (!model->has_tokenizer()) return error("%s: the model has no tokenizer", o.model.c_str());
+  if (!model->has_tokenizer()) {
+    if (model->config().source_format == "llama2c") {
+      return error("%s: llama2.c checkpoints keep their tokenizer in a separate file: pass "
+                   "--tokenizer tokenizer.bin", o.model.c_str());
+    }
+    return error("%s: the model has no tokenizer", o.model.c_str());
+  }
   int64_t train = model->config().n_ctx_train;
   int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : (train > 0 ? std::min<int64_t>(train, 4096) : 2048);
   if (o.n_ctx < 0) return error("--ctx must be positive");
