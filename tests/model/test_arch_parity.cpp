@@ -145,7 +145,7 @@ double rel_err(const float* a, const float* b, int64_t n) {
 }
 
 // Worst row error of slm on `path` against ref, over: one batch of all tokens (all logits),
-// token-by-token decoding, and a 13-token prompt followed by single-token steps.
+// token-by-token decoding, a 13-token prompt followed by single-token steps, and a rewind.
 double worst_error(const std::string& path, const std::vector<int32_t>& toks,
                    const std::vector<float>& ref, const ModelConfig* expect) {
   auto loaded = Model::load(path);
@@ -201,6 +201,23 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       }
       worst = std::max(worst, rel_err(out->data(), ref.data() + t * V, V));
     }
+  }
+  {
+    // Rewind: after a full pass, truncate to 10 and replay the rest; stale cache rows past the
+    // cut must not leak into the new logits.
+    Session s(m, 64, 2);
+    auto out = s.forward(toks);
+    if (!out.ok()) {
+      ADD_FAILURE() << out.message();
+      return 1e9;
+    }
+    s.truncate(10);
+    out = s.forward(std::span<const int32_t>(toks.data() + 10, 5), true);
+    if (!out.ok()) {
+      ADD_FAILURE() << out.message();
+      return 1e9;
+    }
+    for (int64_t t = 0; t < 5; ++t) worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + (10 + t) * V, V));
   }
   return worst;
 }
