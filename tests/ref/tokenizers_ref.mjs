@@ -85,12 +85,50 @@ function wordPieceJson(md) {
   };
 }
 
+// SentencePiece BPE as a tokenizer.json (the way Hugging Face converts Llama 2): merges are
+// every split of a piece into two pieces, ordered by the merged piece's score (highest first),
+// then by the parts' ids; byte_fallback covers characters outside the vocabulary.
+function sentencePieceJson(md) {
+  const tokens = md["tokenizer.ggml.tokens"];
+  const scores = md["tokenizer.ggml.scores"];
+  const types = md["tokenizer.ggml.token_type"];
+  const vocab = {};
+  tokens.forEach((t, id) => { if (!(t in vocab)) vocab[t] = id; });
+  const merges = [];
+  tokens.forEach((t, id) => {
+    if (types[id] !== 1) return;
+    const chars = Array.from(t);
+    for (let k = 1; k < chars.length; k++) {
+      const l = chars.slice(0, k).join(""), r = chars.slice(k).join("");
+      if (l in vocab && r in vocab) merges.push([scores[id], vocab[l], vocab[r], l, r]);
+    }
+  });
+  merges.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2]);
+  return {
+    version: "1.0", truncation: null, padding: null,
+    added_tokens: addedTokens(tokens, types),
+    normalizer: { type: "Sequence", normalizers: [
+      { type: "Prepend", prepend: "\u2581" },
+      { type: "Replace", pattern: { String: " " }, content: "\u2581" }] },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: { type: "Sequence", decoders: [
+      { type: "Replace", pattern: { String: "\u2581" }, content: " " },
+      { type: "ByteFallback" }, { type: "Fuse" },
+      { type: "Strip", content: " ", start: 1, stop: 0 }] },
+    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null,
+             end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false,
+             vocab, merges: merges.map((m) => [m[3], m[4]]) },
+  };
+}
+
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "build") {
   const [file, family, out] = args;
   const { metadata } = await gguf(file, { allowLocalFile: true });
   const model = metadata["tokenizer.ggml.model"];
-  const json = model === "bert" ? wordPieceJson(metadata) : byteLevelJson(metadata, family);
+  const json = model === "bert" ? wordPieceJson(metadata)
+    : model === "llama" ? sentencePieceJson(metadata) : byteLevelJson(metadata, family);
   writeFileSync(out, JSON.stringify(json));
 } else if (mode === "encode") {
   const json = JSON.parse(readFileSync(args[0], "utf8"));

@@ -1,5 +1,6 @@
 // tokenizer.json loading: a tokenizer.json is built from each shared GGUF vocabulary by the
-// reference script, checked with Hugging Face's tokenizers.js against the published ids, and
+// reference script (SentencePiece BPE with byte_fallback, byte-level BPE, WordPiece), checked
+// with Hugging Face's tokenizers.js against the published ids, and
 // then slm's from_hf_json must produce the same ids.
 #include <gtest/gtest.h>
 
@@ -88,7 +89,8 @@ TEST_P(HfJsonTest, ReferenceAndSlmAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfJsonTest,
-                         ::testing::Values("gpt-2", "starcoder", "bert-bge"),
+                         ::testing::Values("llama-spm", "phi-3", "gpt-2", "starcoder",
+                                           "bert-bge"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) {
