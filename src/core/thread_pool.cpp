@@ -85,7 +85,8 @@ void ThreadPool::run(int64_t n, int64_t min_chunk, Task task, void* ctx) {
   }
   cv_start_.notify_all();
   work_on_job(0);
-  for (int i = 0; i < k_spin_iters && active_.load(std::memory_order_acquire) != 0; ++i) _mm_pause();
+  for (int i = 0; i < k_spin_iters && active_.load(std::memory_order_acquire) != 0; ++i)
+    _mm_pause();
   std::unique_lock<std::mutex> lk(mu_);
   cv_done_.wait(lk, [&] { return active_.load(std::memory_order_acquire) == 0; });
 }

@@ -127,7 +127,8 @@ Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPo
   const int64_t in = w.ne[0], out = w.ne[1];
   const int64_t n_tiles = (out + k_tile_rows - 1) / k_tile_rows;
   // F32 rows are read in place when they are float-aligned (safetensors data need not be).
-  const bool direct = w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
+  const bool direct =
+      w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0;
 
   auto body = [&](int64_t tb, int64_t te) {
     // Per-thread conversion buffer for one tile of rows; grows once, then is reused.

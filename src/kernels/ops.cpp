@@ -53,8 +53,7 @@ void swiglu_ref(float* g, const float* u, int64_t n) {
 }
 
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
-                        int64_t n_pos, int64_t head_dim, float scale, float* scores,
-                        float* out) {
+                        int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out) {
   for (int64_t j = 0; j < n_pos; ++j) scores[j] = dot_f32_ref(q, k + j * stride, head_dim) * scale;
   softmax_ref(scores, n_pos);
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
@@ -113,7 +112,9 @@ void softmax(float* x, int64_t n) {
   softmax_ref(x, n);
 }
 
-void swiglu(float* g, const float* u, int64_t n) { swiglu_ref(g, u, n); }
+void swiglu(float* g, const float* u, int64_t n) {
+  swiglu_ref(g, u, n);
+}
 
 void rope(float* x, int64_t head_dim, const float* cos_t, const float* sin_t, bool interleaved) {
   int64_t half = head_dim / 2;
@@ -132,8 +133,8 @@ void rope(float* x, int64_t head_dim, const float* cos_t, const float* sin_t, bo
   }
 }
 
-void attention_head(const float* q, const float* k, const float* v, int64_t stride,
-                    int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out) {
+void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos,
+                    int64_t head_dim, float scale, float* scores, float* out) {
   for (int64_t j = 0; j < n_pos; ++j) scores[j] = dot_f32(q, k + j * stride, head_dim) * scale;
   softmax(scores, n_pos);
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;

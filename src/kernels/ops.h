@@ -35,8 +35,8 @@ void rope(float* x, int64_t head_dim, const float* cos_t, const float* sin_t, bo
 
 // One query head against n_pos cached positions: out (head_dim) = softmax(q·Kᵀ·scale) · V.
 // K and V rows are head_dim floats, row j at K + j * stride. scores holds n_pos floats.
-void attention_head(const float* q, const float* k, const float* v, int64_t stride,
-                    int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out);
+void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos,
+                    int64_t head_dim, float scale, float* scores, float* out);
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out);
 

@@ -15,19 +15,16 @@ namespace {
 using json = nlohmann::json;
 
 struct ArchInfo {
-  const char* gguf_arch;   // general.architecture
-  const char* hf_type;     // config.json model_type
-  bool gguf_interleaved;   // rope layout in GGUF files of this arch
+  const char* gguf_arch;  // general.architecture
+  const char* hf_type;    // config.json model_type
+  bool gguf_interleaved;  // rope layout in GGUF files of this arch
 };
 
 // llama.cpp's converter permutes q/k rows of "llama" models so that rope rotates adjacent
 // pairs; the other families keep Hugging Face's half layout (NEOX).
 constexpr ArchInfo k_archs[] = {
-    {"llama", "llama", true},
-    {"llama", "mistral", true},
-    {"qwen2", "qwen2", false},
-    {"qwen3", "qwen3", false},
-    {"phi3", "phi3", false},
+    {"llama", "llama", true},  {"llama", "mistral", true}, {"qwen2", "qwen2", false},
+    {"qwen3", "qwen3", false}, {"phi3", "phi3", false},
 };
 
 const ArchInfo* find_gguf_arch(const std::string& a) {
@@ -76,7 +73,8 @@ Status json_bool(const json& j, const char* key, bool* out) {
 
 Status validate_config(const ModelConfig& c) {
   auto pos = [](int64_t v, const char* what) -> Status {
-    if (v <= 0 || v > (int64_t{1} << 31)) return error("model config: %s = %lld is out of range", what, (long long)v);
+    if (v <= 0 || v > (int64_t{1} << 31))
+      return error("model config: %s = %lld is out of range", what, (long long)v);
     return Status();
   };
   SLM_TRY(pos(c.n_vocab, "n_vocab"));
@@ -86,14 +84,18 @@ Status validate_config(const ModelConfig& c) {
   SLM_TRY(pos(c.n_head_kv, "n_head_kv"));
   SLM_TRY(pos(c.head_dim, "head_dim"));
   SLM_TRY(pos(c.n_ff, "n_ff"));
-  if (c.n_layer > 4096) return error("model config: n_layer = %lld is too large", (long long)c.n_layer);
+  if (c.n_layer > 4096)
+    return error("model config: n_layer = %lld is too large", (long long)c.n_layer);
   if (c.n_head % c.n_head_kv != 0) {
     return error("model config: n_head %lld is not a multiple of n_head_kv %lld",
                  (long long)c.n_head, (long long)c.n_head_kv);
   }
-  if (c.head_dim % 2 != 0) return error("model config: head_dim %lld is odd", (long long)c.head_dim);
-  if (!(c.norm_eps > 0) || !std::isfinite(c.norm_eps)) return error("model config: bad norm epsilon");
-  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) return error("model config: bad rope theta");
+  if (c.head_dim % 2 != 0)
+    return error("model config: head_dim %lld is odd", (long long)c.head_dim);
+  if (!(c.norm_eps > 0) || !std::isfinite(c.norm_eps))
+    return error("model config: bad norm epsilon");
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    return error("model config: bad rope theta");
   if (c.rope_scaling != RopeScalingType::none && !(c.rope_factor > 0)) {
     return error("model config: bad rope scaling factor");
   }
@@ -131,8 +133,9 @@ Expected<ModelConfig> config_from_gguf(const GgufFile& g) {
   }
   SLM_ASSIGN_OR_RETURN(int64_t rope_dims, g.get_int_or(p + "rope.dimension_count", c.head_dim));
   if (rope_dims != c.head_dim) {
-    return error("GGUF: %srope.dimension_count %lld != head_dim %lld (partial rotary is unsupported)",
-                 p.c_str(), (long long)rope_dims, (long long)c.head_dim);
+    return error(
+        "GGUF: %srope.dimension_count %lld != head_dim %lld (partial rotary is unsupported)",
+        p.c_str(), (long long)rope_dims, (long long)c.head_dim);
   }
   SLM_ASSIGN_OR_RETURN(std::string scaling, g.get_string_or(p + "rope.scaling.type", "none"));
   if (scaling == "linear") {
@@ -152,7 +155,8 @@ Expected<ModelConfig> config_from_hf(const json& j) {
   if (!j.is_object()) return error("config.json: not a JSON object");
   ModelConfig c;
   auto mt = j.find("model_type");
-  if (mt == j.end() || !mt->is_string()) return error("config.json: missing string field 'model_type'");
+  if (mt == j.end() || !mt->is_string())
+    return error("config.json: missing string field 'model_type'");
   std::string model_type = mt->get<std::string>();
   const ArchInfo* ai = find_hf_type(model_type);
   if (!ai) return error("config.json: unsupported model_type '%s'", model_type.c_str());
@@ -177,7 +181,8 @@ Expected<ModelConfig> config_from_hf(const json& j) {
   SLM_TRY(json_bool(j, "tie_word_embeddings", &c.tied_embeddings));
   float partial = 1.0f;
   SLM_TRY(json_float(j, "partial_rotary_factor", &partial));
-  if (partial != 1.0f) return error("config.json: partial_rotary_factor %g is unsupported", partial);
+  if (partial != 1.0f)
+    return error("config.json: partial_rotary_factor %g is unsupported", partial);
 
   auto rs = j.find("rope_scaling");
   if (rs != j.end() && !rs->is_null()) {
@@ -251,18 +256,12 @@ std::string hf_to_gguf_name(const std::string& hf) {
   }
   if (suffix.empty()) return "";
   static const std::pair<const char*, const char*> k_table[] = {
-      {"input_layernorm", "attn_norm"},
-      {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"},
-      {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"},
-      {"self_attn.o_proj", "attn_output"},
-      {"self_attn.qkv_proj", "attn_qkv"},
-      {"self_attn.q_norm", "attn_q_norm"},
-      {"self_attn.k_norm", "attn_k_norm"},
-      {"mlp.gate_proj", "ffn_gate"},
-      {"mlp.up_proj", "ffn_up"},
-      {"mlp.down_proj", "ffn_down"},
+      {"input_layernorm", "attn_norm"},    {"post_attention_layernorm", "ffn_norm"},
+      {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},
+      {"self_attn.v_proj", "attn_v"},      {"self_attn.o_proj", "attn_output"},
+      {"self_attn.qkv_proj", "attn_qkv"},  {"self_attn.q_norm", "attn_q_norm"},
+      {"self_attn.k_norm", "attn_k_norm"}, {"mlp.gate_proj", "ffn_gate"},
+      {"mlp.up_proj", "ffn_up"},           {"mlp.down_proj", "ffn_down"},
       {"mlp.gate_up_proj", "ffn_up"},
   };
   for (const auto& [from, to] : k_table) {

@@ -35,25 +35,33 @@ struct Rng {
     return z ^ (z >> 31);
   }
   // Uniform in [-1, 1).
-  float uniform() { return static_cast<float>(static_cast<double>(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0); }
+  float uniform() {
+    return static_cast<float>(static_cast<double>(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+  }
 };
 
-int64_t head_dim_of(const FixtureSpec& s) { return s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head; }
-bool fused_of(const FixtureSpec& s) { return s.fused || s.arch == "phi3"; }
+int64_t head_dim_of(const FixtureSpec& s) {
+  return s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
+}
+bool fused_of(const FixtureSpec& s) {
+  return s.fused || s.arch == "phi3";
+}
 
 std::vector<FxTensor> make_tensors(const FixtureSpec& s) {
   Rng rng{s.seed * 0x1234567ull + 7};
   const int64_t E = s.n_embd, D = head_dim_of(s), q_dim = s.n_head * D, kv_dim = s.n_head_kv * D;
   std::vector<FxTensor> out;
   // Matrices: uniform with std 1/sqrt(in) so activations stay O(1); norms near 1.
-  auto matrix = [&](std::string hf, std::string gguf, int64_t rows, int64_t cols, int64_t heads = 0) {
+  auto matrix = [&](std::string hf, std::string gguf, int64_t rows, int64_t cols,
+                    int64_t heads = 0) {
     FxTensor t{std::move(hf), std::move(gguf), {rows, cols}, {}, true, heads};
     float a = std::sqrt(3.0f / static_cast<float>(cols));
     t.data.resize(static_cast<size_t>(rows * cols));
     for (auto& v : t.data) v = a * rng.uniform();
     out.push_back(std::move(t));
   };
-  auto vec = [&](std::string hf, std::string gguf, int64_t n, float base, float spread, int64_t heads = 0) {
+  auto vec = [&](std::string hf, std::string gguf, int64_t n, float base, float spread,
+                 int64_t heads = 0) {
     FxTensor t{std::move(hf), std::move(gguf), {n}, {}, false, heads};
     t.data.resize(static_cast<size_t>(n));
     for (auto& v : t.data) v = base + spread * rng.uniform();
@@ -73,12 +81,16 @@ std::vector<FxTensor> make_tensors(const FixtureSpec& s) {
     if (fused_of(s)) {
       matrix(h + "self_attn.qkv_proj.weight", g + "attn_qkv.weight", q_dim + 2 * kv_dim, E);
     } else {
-      matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", q_dim, E, llama_perm ? s.n_head : 0);
-      matrix(h + "self_attn.k_proj.weight", g + "attn_k.weight", kv_dim, E, llama_perm ? s.n_head_kv : 0);
+      matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", q_dim, E,
+             llama_perm ? s.n_head : 0);
+      matrix(h + "self_attn.k_proj.weight", g + "attn_k.weight", kv_dim, E,
+             llama_perm ? s.n_head_kv : 0);
       matrix(h + "self_attn.v_proj.weight", g + "attn_v.weight", kv_dim, E);
       if (s.qkv_bias) {
-        vec(h + "self_attn.q_proj.bias", g + "attn_q.bias", q_dim, 0.0f, 0.5f, llama_perm ? s.n_head : 0);
-        vec(h + "self_attn.k_proj.bias", g + "attn_k.bias", kv_dim, 0.0f, 0.5f, llama_perm ? s.n_head_kv : 0);
+        vec(h + "self_attn.q_proj.bias", g + "attn_q.bias", q_dim, 0.0f, 0.5f,
+            llama_perm ? s.n_head : 0);
+        vec(h + "self_attn.k_proj.bias", g + "attn_k.bias", kv_dim, 0.0f, 0.5f,
+            llama_perm ? s.n_head_kv : 0);
         vec(h + "self_attn.v_proj.bias", g + "attn_v.bias", kv_dim, 0.0f, 0.5f);
       }
     }
@@ -125,17 +137,20 @@ Expected<std::string> encode(const std::vector<float>& v, DType dt, int64_t cols
     bytes.assign(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   } else if (dt == DType::F16 || dt == DType::BF16) {
     std::vector<uint16_t> h(v.size());
-    for (size_t i = 0; i < v.size(); ++i) h[i] = dt == DType::F16 ? fp32_to_fp16(v[i]) : fp32_to_bf16(v[i]);
+    for (size_t i = 0; i < v.size(); ++i)
+      h[i] = dt == DType::F16 ? fp32_to_fp16(v[i]) : fp32_to_bf16(v[i]);
     bytes.assign(reinterpret_cast<const char*>(h.data()), h.size() * 2);
   } else {
     uint64_t rb = 0;
     if (!dtype_row_bytes(dt, cols, &rb)) {
-      return error("fixture: %lld columns do not fit blocks of %s", (long long)cols, dtype_name(dt));
+      return error("fixture: %lld columns do not fit blocks of %s", (long long)cols,
+                   dtype_name(dt));
     }
     const int64_t rows = static_cast<int64_t>(v.size()) / cols;
     bytes.resize(rb * static_cast<uint64_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
-      SLM_TRY(quantize_row(dt, v.data() + r * cols, bytes.data() + static_cast<uint64_t>(r) * rb, cols));
+      SLM_TRY(quantize_row(dt, v.data() + r * cols, bytes.data() + static_cast<uint64_t>(r) * rb,
+                           cols));
     }
   }
   return bytes;
@@ -150,7 +165,8 @@ Expected<std::vector<float>> round_through(const std::vector<float>& v, DType dt
   std::vector<float> out(v.size());
   const int64_t rows = static_cast<int64_t>(v.size()) / cols;
   for (int64_t r = 0; r < rows; ++r) {
-    SLM_TRY(dequantize_row_checked(dt, bytes.data() + static_cast<uint64_t>(r) * rb, out.data() + r * cols, cols));
+    SLM_TRY(dequantize_row_checked(dt, bytes.data() + static_cast<uint64_t>(r) * rb,
+                                   out.data() + r * cols, cols));
   }
   return out;
 }
@@ -167,7 +183,8 @@ std::vector<float> llama3_rope_freqs(const FixtureSpec& s) {
   const double orig = static_cast<double>(s.rope_orig_ctx);
   std::vector<float> f;
   for (int64_t i = 0; i < D; i += 2) {
-    double freq = 1.0 / std::pow(static_cast<double>(s.rope_theta), static_cast<double>(i) / static_cast<double>(D));
+    double freq = 1.0 / std::pow(static_cast<double>(s.rope_theta),
+                                 static_cast<double>(i) / static_cast<double>(D));
     double wavelen = 2 * pi / freq;
     if (wavelen < orig / hi) {
       f.push_back(1.0f);
@@ -279,7 +296,8 @@ Status write_fixture_gguf(const FixtureSpec& s, const std::string& path, DType d
   if (s.rope_scaling == RopeScalingType::llama3) {
     std::vector<float> f = llama3_rope_freqs(s);
     SLM_ASSIGN_OR_RETURN(std::string bytes, encode(f, DType::F32, static_cast<int64_t>(f.size())));
-    SLM_TRY(w.add_tensor("rope_freqs.weight", DType::F32, {static_cast<int64_t>(f.size())}, std::move(bytes)));
+    SLM_TRY(w.add_tensor("rope_freqs.weight", DType::F32, {static_cast<int64_t>(f.size())},
+                         std::move(bytes)));
   }
   return w.write(path);
 }

@@ -40,9 +40,9 @@ struct FixtureSpec {
   // dir, so an F32 HF dir holds exactly the values a GGUF of that type stores. F32: no-op.
   DType round_matrices = DType::F32;
   // Optional extras so loaders' tokenizer handling can be exercised:
-  std::string vocab_gguf;     // GGUF file whose tokenizer.* metadata is copied (GGUF only);
-                              // n_vocab must equal its token count
-  std::string chat_template;  // GGUF tokenizer.chat_template / HF tokenizer_config.json
+  std::string vocab_gguf;        // GGUF file whose tokenizer.* metadata is copied (GGUF only);
+                                 // n_vocab must equal its token count
+  std::string chat_template;     // GGUF tokenizer.chat_template / HF tokenizer_config.json
   std::vector<int32_t> eos_ids;  // HF generation_config.json eos_token_id (a list if > 1)
 };
 

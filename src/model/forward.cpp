@@ -20,7 +20,8 @@ std::vector<double> rope_inv_freq(const ModelConfig& c, const ModelWeights& w) {
   const int64_t half = c.head_dim / 2;
   std::vector<double> f(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
-    f[i] = std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+    f[i] = std::pow(static_cast<double>(c.rope_theta),
+                    -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
   }
   if (w.rope_freqs.data) {
     const float* div = static_cast<const float*>(w.rope_freqs.data);
@@ -100,8 +101,8 @@ struct Session::Impl {
   Status run_chunk(const int32_t* tokens, int64_t T, int64_t n_past, int64_t first_out, float* out);
 };
 
-Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past,
-                                int64_t first_out, float* out) {
+Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past, int64_t first_out,
+                                float* out) {
   const int64_t E = c.n_embd, D = c.head_dim, H = c.n_head, Hkv = c.n_head_kv;
   const int64_t half = D / 2, group = H / Hkv;
   ThreadPool* tp = &pool;
@@ -135,11 +136,13 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
         axpy_f32(1.0f, static_cast<const float*>(L.bv.data), v.data() + t * kv_dim, kv_dim);
       }
       for (int64_t h = 0; h < H; ++h) {
-        if (c.qk_norm) rms_norm(qt + h * D, static_cast<const float*>(L.q_norm.data), D, c.norm_eps, qt + h * D);
+        if (c.qk_norm)
+          rms_norm(qt + h * D, static_cast<const float*>(L.q_norm.data), D, c.norm_eps, qt + h * D);
         rope(qt + h * D, D, cos_t.data() + t * half, sin_t.data() + t * half, c.rope_interleaved);
       }
       for (int64_t h = 0; h < Hkv; ++h) {
-        if (c.qk_norm) rms_norm(kt + h * D, static_cast<const float*>(L.k_norm.data), D, c.norm_eps, kt + h * D);
+        if (c.qk_norm)
+          rms_norm(kt + h * D, static_cast<const float*>(L.k_norm.data), D, c.norm_eps, kt + h * D);
         rope(kt + h * D, D, cos_t.data() + t * half, sin_t.data() + t * half, c.rope_interleaved);
         std::copy_n(kt + h * D, D, k_at(il, h, n_past + t));
         std::copy_n(v.data() + t * kv_dim + h * D, D, v_at(il, h, n_past + t));
@@ -165,7 +168,8 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
     }
     SLM_TRY(matmul(L.w_gate, xn.data(), T, gate.data(), tp));
     SLM_TRY(matmul(L.w_up, xn.data(), T, up.data(), tp));
-    for (int64_t t = 0; t < T; ++t) swiglu(gate.data() + t * c.n_ff, up.data() + t * c.n_ff, c.n_ff);
+    for (int64_t t = 0; t < T; ++t)
+      swiglu(gate.data() + t * c.n_ff, up.data() + t * c.n_ff, c.n_ff);
     SLM_TRY(matmul(L.w_down, gate.data(), T, xn.data(), tp));
     for (int64_t t = 0; t < T; ++t) axpy_f32(1.0f, xn.data() + t * E, x.data() + t * E, E);
   }
@@ -186,15 +190,18 @@ Session::Session(const Model& model, int64_t n_ctx, int n_threads)
 
 Session::~Session() = default;
 
-void Session::truncate(int64_t n) { n_past_ = std::clamp<int64_t>(n, 0, n_past_); }
+void Session::truncate(int64_t n) {
+  n_past_ = std::clamp<int64_t>(n, 0, n_past_);
+}
 
-Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens,
+                                                  bool all_logits) {
   Impl& s = *impl_;
   const int64_t T = static_cast<int64_t>(tokens.size()), V = s.c.n_vocab;
   if (T == 0) return error("forward: no tokens");
   if (T > n_ctx_ - n_past_) {
-    return error("forward: context full (%lld cached + %lld new > n_ctx %lld)",
-                 (long long)n_past_, (long long)T, (long long)n_ctx_);
+    return error("forward: context full (%lld cached + %lld new > n_ctx %lld)", (long long)n_past_,
+                 (long long)T, (long long)n_ctx_);
   }
   for (int64_t i = 0; i < T; ++i) {
     if (tokens[i] < 0 || tokens[i] >= V) {

@@ -44,7 +44,8 @@ class Binder {
       return error("tensor '%s': dtype %s is not supported", v.name.c_str(), dtype_name(v.dtype));
     }
     uint64_t rb = 0;
-    if (!dtype_row_bytes(v.dtype, v.ne[0], &rb) || rb * static_cast<uint64_t>(v.rows()) != v.nbytes) {
+    if (!dtype_row_bytes(v.dtype, v.ne[0], &rb) ||
+        rb * static_cast<uint64_t>(v.rows()) != v.nbytes) {
       return error("tensor '%s': %llu bytes do not match shape %s of %s", v.name.c_str(),
                    (unsigned long long)v.nbytes, v.shape_string().c_str(), dtype_name(v.dtype));
     }
@@ -127,7 +128,8 @@ Status bind_weights(const TensorMap& tensors, Model::Parts* parts) {
       L.wq = row_slice(qkv, 0, q_dim, "q");
       L.wk = row_slice(qkv, q_dim, kv_dim, "k");
       L.wv = row_slice(qkv, q_dim + kv_dim, kv_dim, "v");
-      if (b.find(p + "attn_qkv.bias")) return error("tensor '%sattn_qkv.bias': unsupported", p.c_str());
+      if (b.find(p + "attn_qkv.bias"))
+        return error("tensor '%sattn_qkv.bias': unsupported", p.c_str());
     } else {
       SLM_TRY(b.matrix(p + "attn_q.weight", E, q_dim, &L.wq));
       SLM_TRY(b.matrix(p + "attn_k.weight", E, kv_dim, &L.wk));
@@ -204,7 +206,8 @@ Status load_hf_tokenizer(const std::string& dir, Model::Parts* parts) {
     }
   }
   if (parts->chat_template.empty() && fs::exists(dir + "/chat_template.jinja", ec)) {
-    SLM_ASSIGN_OR_RETURN(parts->chat_template, read_file(dir + "/chat_template.jinja", 16ull << 20));
+    SLM_ASSIGN_OR_RETURN(parts->chat_template,
+                         read_file(dir + "/chat_template.jinja", 16ull << 20));
   }
   if (fs::exists(dir + "/tokenizer.json", ec)) {
     SLM_ASSIGN_OR_RETURN(std::string tok_text, read_file(dir + "/tokenizer.json", 256ull << 20));
@@ -217,7 +220,8 @@ Status load_hf_tokenizer(const std::string& dir, Model::Parts* parts) {
     auto eos = gen.is_object() ? gen.find("eos_token_id") : gen.end();
     if (gen.is_object() && eos != gen.end()) {
       auto add = [&](const json& v) {
-        if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < (int64_t{1} << 31)) {
+        if (v.is_number_integer() && v.get<int64_t>() >= 0 &&
+            v.get<int64_t>() < (int64_t{1} << 31)) {
           parts->extra_eos.push_back(static_cast<int32_t>(v.get<int64_t>()));
         }
       };
@@ -237,7 +241,8 @@ Status load_hf(const std::string& dir, Model::Parts* parts) {
   if (!c.ok()) return c.status().with_context(dir);
   parts->config = std::move(c).value();
   parts->config.name = fs::path(dir).filename().string();
-  if (parts->config.name.empty()) parts->config.name = fs::path(dir).parent_path().filename().string();
+  if (parts->config.name.empty())
+    parts->config.name = fs::path(dir).parent_path().filename().string();
   SLM_ASSIGN_OR_RETURN(SafetensorsSet st, SafetensorsSet::open_dir(dir));
   auto set = std::make_shared<SafetensorsSet>(std::move(st));
   parts->owners.push_back(set);

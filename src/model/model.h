@@ -15,7 +15,7 @@
 
 namespace slm {
 
-class Tokenizer;  // tokenizer/tokenizer.h
+class Tokenizer;   // tokenizer/tokenizer.h
 class ThreadPool;  // core/thread_pool.h
 
 enum class RopeScalingType { none, linear, llama3 };
@@ -38,12 +38,12 @@ struct ModelConfig {
   // false: rotate halves (x[i], x[i + d/2]) as in Hugging Face and GGUF qwen2/qwen3/phi3.
   bool rope_interleaved = false;
   RopeScalingType rope_scaling = RopeScalingType::none;
-  float rope_factor = 1.0f;             // linear and llama3
-  float rope_low_freq_factor = 1.0f;    // llama3
-  float rope_high_freq_factor = 4.0f;   // llama3
-  int64_t rope_orig_ctx = 8192;         // llama3 original_max_position_embeddings
-  bool qkv_bias = false;    // Qwen2
-  bool qk_norm = false;     // Qwen3: RMSNorm over head_dim on q and k before rope
+  float rope_factor = 1.0f;            // linear and llama3
+  float rope_low_freq_factor = 1.0f;   // llama3
+  float rope_high_freq_factor = 4.0f;  // llama3
+  int64_t rope_orig_ctx = 8192;        // llama3 original_max_position_embeddings
+  bool qkv_bias = false;               // Qwen2
+  bool qk_norm = false;                // Qwen3: RMSNorm over head_dim on q and k before rope
   bool tied_embeddings = false;
 };
 

@@ -121,8 +121,9 @@ std::vector<float> reference_logits(const std::string& hf_dir, const std::vector
     if (i) list += ',';
     list += std::to_string(toks[i]);
   }
-  std::string cmd = test::python_exe() + " " + test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
-                    " --hf " + test::sh_quote(hf_dir) + " --tokens " + list + " --logits-out " +
+  std::string cmd = test::python_exe() + " " +
+                    test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") + " --hf " +
+                    test::sh_quote(hf_dir) + " --tokens " + list + " --logits-out " +
                     test::sh_quote(out_path);
   test::RunResult r = test::run(cmd);
   if (r.exit_code != 0) {
@@ -171,7 +172,8 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       ADD_FAILURE() << out.message();
       return 1e9;
     }
-    for (int64_t t = 0; t < T; ++t) worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + t * V, V));
+    for (int64_t t = 0; t < T; ++t)
+      worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + t * V, V));
   }
   {
     Session s(m, 64, 1);
@@ -217,7 +219,8 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       ADD_FAILURE() << out.message();
       return 1e9;
     }
-    for (int64_t t = 0; t < 5; ++t) worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + (10 + t) * V, V));
+    for (int64_t t = 0; t < 5; ++t)
+      worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + (10 + t) * V, V));
   }
   return worst;
 }
@@ -262,7 +265,9 @@ TEST(ArchParityHalf, F16GgufAndBf16Hf) {
     test::TempDir tmp;
     const std::string hf32 = tmp.file("hf32"), hf16 = tmp.file("hf16"), hfbf = tmp.file("hfbf");
     const std::string g16 = tmp.file("f16.gguf");
-    ASSERT_EQ(0, system(("mkdir -p " + test::sh_quote(hf32) + " " + test::sh_quote(hf16) + " " + test::sh_quote(hfbf)).c_str()));
+    ASSERT_EQ(0, system(("mkdir -p " + test::sh_quote(hf32) + " " + test::sh_quote(hf16) + " " +
+                         test::sh_quote(hfbf))
+                            .c_str()));
     ASSERT_TRUE(write_fixture_hf(s, hf32).ok());
     ASSERT_TRUE(write_fixture_hf(s, hf16, DType::F16).ok());
     ASSERT_TRUE(write_fixture_hf(s, hfbf, DType::BF16).ok());
@@ -280,8 +285,8 @@ TEST(ArchParityHalf, F16GgufAndBf16Hf) {
     EXPECT_LE(e16, 1e-4);
     EXPECT_LE(e16_vs32, 2e-2);
     EXPECT_LE(ebf, 1e-4);
-    std::printf("%s: GGUF F16 vs F16 ref %.3g, vs F32 ref %.3g; HF BF16 vs BF16 ref %.3g\n", arch, e16,
-                e16_vs32, ebf);
+    std::printf("%s: GGUF F16 vs F16 ref %.3g, vs F32 ref %.3g; HF BF16 vs BF16 ref %.3g\n", arch,
+                e16, e16_vs32, ebf);
   }
 }
 
@@ -305,7 +310,8 @@ TEST(ArchParityQuant, QuantizedGgufMatchesRoundedReference) {
     ASSERT_FALSE(ref.empty());
     double e = worst_error(g, toks, ref, nullptr);
     EXPECT_LE(e, 1e-4) << dtype_name(dt);
-    std::printf("%s %s GGUF vs rounded F32 reference: worst rel err %.3g\n", s.arch.c_str(), dtype_name(dt), e);
+    std::printf("%s %s GGUF vs rounded F32 reference: worst rel err %.3g\n", s.arch.c_str(),
+                dtype_name(dt), e);
   }
 }
 

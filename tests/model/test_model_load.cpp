@@ -92,9 +92,11 @@ TEST(ModelLoad, ConfigMappingPerFormat) {
   const LayerWeights& L = (*pm)->weights().layers[0];
   EXPECT_EQ(L.wq.ne[1], 32);
   EXPECT_EQ(L.wk.ne[1], 16);
-  EXPECT_EQ(static_cast<const uint8_t*>(L.wk.data), static_cast<const uint8_t*>(L.wq.data) + 32 * 32 * 4);
+  EXPECT_EQ(static_cast<const uint8_t*>(L.wk.data),
+            static_cast<const uint8_t*>(L.wq.data) + 32 * 32 * 4);
   EXPECT_EQ(L.w_gate.ne[1], 48);
-  EXPECT_EQ(static_cast<const uint8_t*>(L.w_up.data), static_cast<const uint8_t*>(L.w_gate.data) + 48 * 32 * 4);
+  EXPECT_EQ(static_cast<const uint8_t*>(L.w_up.data),
+            static_cast<const uint8_t*>(L.w_gate.data) + 48 * 32 * 4);
   auto hist = (*pm)->dtype_histogram();
   ASSERT_EQ(hist.size(), 1u);
   EXPECT_EQ(hist[0].first, "F32");
@@ -172,7 +174,11 @@ TEST(ModelLoad, BrokenHfConfigsAreErrors) {
       {"more layers than tensors", [](json& c) { c["num_hidden_layers"] = 3; }, "blk.2"},
       {"wrong ffn size", [](json& c) { c["intermediate_size"] = 40; }, "ffn_gate"},
       {"wrong vocab", [](json& c) { c["vocab_size"] = 65; }, "token_embd"},
-      {"yarn scaling", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; }, "yarn"},
+      {"yarn scaling",
+       [](json& c) {
+         c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+       },
+       "yarn"},
       {"partial rotary", [](json& c) { c["partial_rotary_factor"] = 0.5; }, "partial_rotary"},
       {"huge head_dim", [](json& c) { c["head_dim"] = 1 << 30; }, "attn_q"},
   };
@@ -210,7 +216,9 @@ std::string rewrite_gguf(const std::string& src, const std::string& dst, const s
   for (const auto& t : g->tensors()) {
     if (t.name == drop_tensor) continue;
     std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
-    EXPECT_TRUE(w.add_tensor(t.name, t.dtype, ne, std::string(static_cast<const char*>(t.data), t.nbytes)).ok());
+    EXPECT_TRUE(
+        w.add_tensor(t.name, t.dtype, ne, std::string(static_cast<const char*>(t.data), t.nbytes))
+            .ok());
   }
   EXPECT_TRUE(w.write(dst).ok());
   return dst;
@@ -252,7 +260,8 @@ TEST(ModelLoad, BrokenGgufsAreErrors) {
   };
   int i = 0;
   for (const auto& c : cases) {
-    auto m = Model::load(rewrite_gguf(g, tmp.file("bad" + std::to_string(i++) + ".gguf"), c.key, c.value, c.drop));
+    auto m = Model::load(
+        rewrite_gguf(g, tmp.file("bad" + std::to_string(i++) + ".gguf"), c.key, c.value, c.drop));
     EXPECT_FALSE(m.ok()) << c.key << c.drop;
     EXPECT_NE(m.message().find(c.expect), std::string::npos) << m.message();
   }

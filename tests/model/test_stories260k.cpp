@@ -27,8 +27,10 @@ const Reference& reference() {
   static Reference ref = [] {
     Reference r;
     test::TempDir tmp;
-    std::string cmd = test::python_exe() + " " + test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
-                      " --llama2c " + test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
+    std::string cmd = test::python_exe() + " " +
+                      test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
+                      " --llama2c " +
+                      test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
                       " --tokenizer " + test::sh_quote(test::shared_dir() + "/models/tok512.bin") +
                       " --prompt 'Once upon a time' --generate " + std::to_string(k_new_tokens) +
                       " --logits-out " + test::sh_quote(tmp.file("logits.bin"));

@@ -80,7 +80,8 @@ TEST(Kernels, MatmulMatchesReference) {
           ASSERT_TRUE(matmul(w.view, x.data(), T, y.data(), &pool).ok());
           ASSERT_TRUE(matmul(w.view, x.data(), T, y1.data(), nullptr).ok());
           ASSERT_TRUE(matmul_ref(w.view, x.data(), T, yr.data()).ok());
-          EXPECT_LE(rel_err(y, yr), 1e-5) << dtype_name(dt) << " " << in << "x" << out << " T=" << T;
+          EXPECT_LE(rel_err(y, yr), 1e-5)
+              << dtype_name(dt) << " " << in << "x" << out << " T=" << T;
           EXPECT_EQ(0, std::memcmp(y.data(), y1.data(), y.size() * 4)) << "threading changed bits";
         }
       }
@@ -152,7 +153,8 @@ TEST(Kernels, DotAxpyRmsNormSwiglu) {
     double ss = 0;
     for (float v : a) ss += static_cast<double>(v) * v;
     double inv = 1.0 / std::sqrt(ss / n + 1e-5);
-    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(o2[i], a[i] * inv * w[i], 1e-5 * (1 + std::fabs(o2[i])));
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(o2[i], a[i] * inv * w[i], 1e-5 * (1 + std::fabs(o2[i])));
 
     auto g1 = a, g2 = a;
     swiglu(g1.data(), b.data(), n);
@@ -211,7 +213,8 @@ TEST(Kernels, AttentionHeadMatchesReference) {
       std::vector<float> sc(static_cast<size_t>(n_pos)), o1(static_cast<size_t>(hd)), o2(o1.size());
       float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       attention_head(q.data(), k.data(), v.data(), stride, n_pos, hd, scale, sc.data(), o1.data());
-      attention_head_ref(q.data(), k.data(), v.data(), stride, n_pos, hd, scale, sc.data(), o2.data());
+      attention_head_ref(q.data(), k.data(), v.data(), stride, n_pos, hd, scale, sc.data(),
+                         o2.data());
       EXPECT_LE(rel_err(o1, o2), 1e-5) << n_pos << " " << hd;
     }
   }
