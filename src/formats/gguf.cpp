@@ -13,13 +13,17 @@ namespace slm {
 
 namespace {
 
-// Caps on what one file may claim. Counts are also checked against the bytes remaining, so
-// memory stays proportional to the file size (at most ~16 bytes of metadata per file byte).
+// Caps on what one file may claim. Counts are also checked against the bytes remaining before
+// anything is allocated, so memory stays proportional to the file size (integer arrays are
+// widened to int64: at most 8 bytes of memory per byte of the file).
 constexpr uint64_t k_max_key_len = 64 * 1024;
 constexpr uint64_t k_max_string_len = 4ull << 20;  // chat templates are tens of KiB
 constexpr uint64_t k_max_name_len = 64 * 1024;
 constexpr int k_max_depth = 8;  // levels of arrays, the outermost one included
 constexpr uint64_t k_default_alignment = 32;
+constexpr uint64_t k_max_kv = 1u << 16;            // real files have about a hundred
+constexpr uint64_t k_max_tensors = 1u << 20;       // real files have thousands
+constexpr uint64_t k_max_nested_arrays = 1u << 16;  // real files have none
 // Smallest encodings: a kv is key length (8) + type (4) + a 1-byte value; a tensor info is
 // name length (8) + n_dims (4) + one ne (8) + type (4) + offset (8).
 constexpr uint64_t k_min_kv_bytes = 13;
@@ -87,12 +91,27 @@ class Parser {
 
   ByteReader& r() { return r_; }
 
-  // A u64 length then that many bytes.
+  // A u64 length then that many bytes. (The length's field name is only built on error: token
+  // arrays hold hundreds of thousands of strings.)
   Status read_str(uint64_t max_len, std::string* out, const std::string& field) {
     uint64_t len = 0;
-    std::string lf = field + " length";
-    SLM_TRY(r_.read(&len, lf.c_str()));
+    if (r_.remaining() < sizeof len) {
+      std::string lf = field + " length";
+      return r_.read(&len, lf.c_str());
+    }
+    SLM_TRY(r_.read(&len, "length"));
     return r_.read_string(len, max_len, out, field.c_str());
+  }
+
+  // Arrays of arrays cost a GgufValue (~200 bytes) per 12 file bytes: cap their total count so
+  // memory stays a small multiple of the file size.
+  Status take_nested(uint64_t n, const std::string& field) {
+    if (n > nested_budget_) {
+      return fail("%s: more than %" PRIu64 " nested arrays in the file", field.c_str(),
+                  k_max_nested_arrays);
+    }
+    nested_budget_ -= n;
+    return Status();
   }
 
   Status read_scalar(GgufType t, int64_t* i, uint64_t* u, double* f, const std::string& field);
@@ -101,6 +120,7 @@ class Parser {
  private:
   ByteReader r_;
   std::string what_;
+  uint64_t nested_budget_ = k_max_nested_arrays;
 };
 
 template <class T>
@@ -181,6 +201,7 @@ Status Parser::read_value(GgufType t, GgufValue* out, int depth, const std::stri
       for (uint64_t k = 0; k < n; ++k) SLM_TRY(read_str(k_max_string_len, &out->strings[k], elf));
       break;
     case GgufType::ARRAY:
+      SLM_TRY(take_nested(n, field));
       out->array.resize(n);
       for (uint64_t k = 0; k < n; ++k) {
         SLM_TRY(read_value(GgufType::ARRAY, &out->array[k], depth + 1, elf));
@@ -343,6 +364,12 @@ Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::stri
   SLM_TRY(r.read(&n_kv, "n_kv"));
   SLM_TRY(r.check_count(n_kv, k_min_kv_bytes, "n_kv"));
   SLM_TRY(r.check_count(n_tensors, k_min_tensor_info_bytes, "n_tensors"));
+  if (n_kv > k_max_kv) {
+    return p.fail("n_kv: %" PRIu64 " exceeds the limit %" PRIu64, n_kv, k_max_kv);
+  }
+  if (n_tensors > k_max_tensors) {
+    return p.fail("n_tensors: %" PRIu64 " exceeds the limit %" PRIu64, n_tensors, k_max_tensors);
+  }
 
   f.kv_.reserve(n_kv);
   for (uint64_t k = 0; k < n_kv; ++k) {
