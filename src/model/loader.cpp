@@ -112,6 +112,10 @@ Status bind_weights(const TensorMap& tensors, Model::Parts* parts) {
     SLM_TRY(b.matrix("output.weight", E, c.n_vocab, &w.output));
   }
   if (b.find("rope_freqs.weight")) SLM_TRY(b.vector("rope_freqs.weight", hd / 2, &w.rope_freqs));
+  if (b.find("rope_factors_long.weight") || b.find("rope_factors_short.weight")) {
+    // Phi-3 "longrope" (128k variants) switches factor sets by length: not implemented.
+    return error("tensor 'rope_factors_long.weight': longrope scaling is unsupported");
+  }
 
   c.qkv_bias = b.find("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = b.find("blk.0.attn_q_norm.weight") != nullptr;
