@@ -13,9 +13,15 @@ Expected<std::span<const float>> SessionLogits::forward(std::span<const int32_t>
                                                         bool all_logits) {
   return session_.forward(tokens, all_logits);
 }
-void SessionLogits::truncate(int64_t n) { session_.truncate(n); }
-int64_t SessionLogits::n_ctx() const { return session_.n_ctx(); }
-int64_t SessionLogits::n_past() const { return session_.n_past(); }
+void SessionLogits::truncate(int64_t n) {
+  session_.truncate(n);
+}
+int64_t SessionLogits::n_ctx() const {
+  return session_.n_ctx();
+}
+int64_t SessionLogits::n_past() const {
+  return session_.n_past();
+}
 
 Expected<GenerateResult> generate(Session& session, const Tokenizer& tok,
                                   std::span<const int32_t> prompt, const GenerateOptions& opts,
@@ -38,13 +44,14 @@ Expected<GenerateResult> generate(Session& session, const Model& model,
   return generate(session, model.tokenizer(), prompt, o, on_text);
 }
 
-Expected<PerplexityResult> perplexity(Session& session, const Tokenizer& tok,
-                                      std::string_view text, const PerplexityOptions& opts) {
+Expected<PerplexityResult> perplexity(Session& session, const Tokenizer& tok, std::string_view text,
+                                      const PerplexityOptions& opts) {
   // llama.cpp tokenizes the whole text once with the model's special-token rules; a model that
   // appends EOS would put it at the very end, which the protocol does not expect.
   if (tok.add_eos()) {
-    return error("perplexity: the tokenizer appends EOS to every text; the llama.cpp perplexity "
-                 "protocol assumes it does not");
+    return error(
+        "perplexity: the tokenizer appends EOS to every text; the llama.cpp perplexity "
+        "protocol assumes it does not");
   }
   const std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true,
                                                  /*parse_special=*/false);

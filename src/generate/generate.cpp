@@ -90,10 +90,14 @@ std::string_view StopMatcher::matched() const {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::stop: return "stop";
-    case FinishReason::length: return "length";
-    case FinishReason::eos: return "eos";
-    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::stop:
+      return "stop";
+    case FinishReason::length:
+      return "length";
+    case FinishReason::eos:
+      return "eos";
+    case FinishReason::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -111,9 +115,9 @@ Expected<std::span<const float>> feed_prompt(LogitsSource& source, std::span<con
   for (int64_t i = 0; i < n; i += batch) {
     if (cancelled(opts.cancel)) return std::span<const float>();
     const int64_t len = std::min(batch, n - i);
-    SLM_ASSIGN_OR_RETURN(logits, source.forward(prompt.subspan(static_cast<size_t>(i),
-                                                               static_cast<size_t>(len)),
-                                                false));
+    SLM_ASSIGN_OR_RETURN(
+        logits,
+        source.forward(prompt.subspan(static_cast<size_t>(i), static_cast<size_t>(len)), false));
   }
   return logits;
 }
@@ -128,10 +132,11 @@ Expected<GenerateResult> run_generate(LogitsSource& source, TextDecoder& decoder
   const int64_t n_past0 = source.n_past();
   if (prompt.empty()) return error("generate: the prompt is empty (at least one token is needed)");
   if (n_past0 + res.n_prompt > n_ctx) {
-    return error("generate: prompt of %lld tokens does not fit in the context (n_ctx = %lld, "
-                 "%lld positions already used); use a larger context or a shorter prompt",
-                 static_cast<long long>(res.n_prompt), static_cast<long long>(n_ctx),
-                 static_cast<long long>(n_past0));
+    return error(
+        "generate: prompt of %lld tokens does not fit in the context (n_ctx = %lld, "
+        "%lld positions already used); use a larger context or a shorter prompt",
+        static_cast<long long>(res.n_prompt), static_cast<long long>(n_ctx),
+        static_cast<long long>(n_past0));
   }
   const auto t_prompt = Clock::now();
   SLM_ASSIGN_OR_RETURN(std::span<const float> logits, feed_prompt(source, prompt, opts));
@@ -234,7 +239,6 @@ Expected<GenerateResult> run_generate(LogitsSource& source, TextDecoder& decoder
 }
 
 }  // namespace
-
 
 Expected<GenerateResult> generate(LogitsSource& source, TextDecoder& decoder,
                                   std::span<const int32_t> prompt, const GenerateOptions& opts,

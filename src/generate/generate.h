@@ -115,12 +115,12 @@ const char* finish_reason_name(FinishReason r);  // "stop", "length", "eos", "ca
 
 struct GenerateOptions {
   SamplerParams sampling;
-  int64_t max_tokens = 256;        // < 0: until EOG or the context is full
-  std::vector<std::string> stop;   // stop strings
-  std::vector<int32_t> extra_eos;  // end-of-generation ids besides the decoder's (model EOS)
-  bool ignore_eos = false;         // keep going through EOG tokens
-  bool penalize_prompt = true;     // put prompt tokens in the penalty history
-  int64_t n_batch = 512;           // prompt tokens per forward call (<= 0: all at once)
+  int64_t max_tokens = 256;             // < 0: until EOG or the context is full
+  std::vector<std::string> stop;        // stop strings
+  std::vector<int32_t> extra_eos;       // end-of-generation ids besides the decoder's (model EOS)
+  bool ignore_eos = false;              // keep going through EOG tokens
+  bool penalize_prompt = true;          // put prompt tokens in the penalty history
+  int64_t n_batch = 512;                // prompt tokens per forward call (<= 0: all at once)
   std::atomic<bool>* cancel = nullptr;  // set from another thread / signal handler to stop
   // Session/Tokenizer overloads: drop the leading space of the first generated word as
   // Hugging Face decode() does (default: keep it, as llama.cpp prints continuations).

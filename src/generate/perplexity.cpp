@@ -29,18 +29,21 @@ Expected<PerplexityResult> perplexity(LogitsSource& source, std::span<const int3
   const int64_t n_ctx = opts.n_ctx;
   const auto n_tokens = static_cast<int64_t>(tokens.size());
   if (n_ctx < 3) {
-    return error("perplexity: n_ctx = %lld is too small (at least 3, so each window scores a "
-                 "token)", static_cast<long long>(n_ctx));
+    return error(
+        "perplexity: n_ctx = %lld is too small (at least 3, so each window scores a "
+        "token)",
+        static_cast<long long>(n_ctx));
   }
   if (source.n_ctx() < n_ctx) {
     return error("perplexity: the session context (%lld) is smaller than n_ctx = %lld",
                  static_cast<long long>(source.n_ctx()), static_cast<long long>(n_ctx));
   }
   if (n_tokens < 2 * n_ctx) {
-    return error("perplexity: you need at least %lld tokens to evaluate perplexity with a "
-                 "context of %lld; the text tokenizes to only %lld tokens",
-                 static_cast<long long>(2 * n_ctx), static_cast<long long>(n_ctx),
-                 static_cast<long long>(n_tokens));
+    return error(
+        "perplexity: you need at least %lld tokens to evaluate perplexity with a "
+        "context of %lld; the text tokenizes to only %lld tokens",
+        static_cast<long long>(2 * n_ctx), static_cast<long long>(n_ctx),
+        static_cast<long long>(n_tokens));
   }
   int64_t n_chunks = n_tokens / n_ctx;
   if (opts.n_chunks >= 0) n_chunks = std::min(n_chunks, opts.n_chunks);
@@ -62,8 +65,8 @@ Expected<PerplexityResult> perplexity(LogitsSource& source, std::span<const int3
       return error("perplexity: cancelled after %lld of %lld chunks", static_cast<long long>(c),
                    static_cast<long long>(n_chunks));
     }
-    const std::span<const int32_t> orig = tokens.subspan(static_cast<size_t>(c * n_ctx),
-                                                         static_cast<size_t>(n_ctx));
+    const std::span<const int32_t> orig =
+        tokens.subspan(static_cast<size_t>(c * n_ctx), static_cast<size_t>(n_ctx));
     std::copy(orig.begin(), orig.end(), window.begin());
     if (opts.bos_id >= 0) window[0] = opts.bos_id;
     source.truncate(0);  // every window starts from an empty cache
@@ -103,8 +106,8 @@ Expected<PerplexityResult> perplexity(LogitsSource& source, std::span<const int3
   const double var = nll2 / static_cast<double>(count) - mean * mean;
   res.mean_nll = mean;
   res.ppl = std::exp(mean);
-  res.ppl_error = (var > 0.0 && count > 1) ? res.ppl * std::sqrt(var / static_cast<double>(count - 1))
-                                           : 0.0;
+  res.ppl_error =
+      (var > 0.0 && count > 1) ? res.ppl * std::sqrt(var / static_cast<double>(count - 1)) : 0.0;
   res.n_scored = count;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

@@ -60,8 +60,8 @@ Expected<PerplexityResult> perplexity(LogitsSource& source, std::span<const int3
                                       const PerplexityOptions& opts);
 // Tokenizes text like llama.cpp (add special tokens, do not parse them) and sets bos_id from the
 // tokenizer; opts.bos_id is ignored.
-Expected<PerplexityResult> perplexity(Session& session, const Tokenizer& tok,
-                                      std::string_view text, const PerplexityOptions& opts);
+Expected<PerplexityResult> perplexity(Session& session, const Tokenizer& tok, std::string_view text,
+                                      const PerplexityOptions& opts);
 
 // llama.cpp's output format: "[3]12.3456," and "Final estimate: PPL = 12.3456 +/- 0.12345".
 std::string format_chunk_ppl(int64_t chunk, double running_ppl);

@@ -11,7 +11,9 @@ namespace slm {
 
 namespace {
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 // Total order: larger logit first, then lower id, so every sort gives the same result.
 bool better(const TokenCandidate& a, const TokenCandidate& b) {
@@ -19,7 +21,9 @@ bool better(const TokenCandidate& a, const TokenCandidate& b) {
   return a.id < b.id;
 }
 
-bool finite(float x) { return std::isfinite(x); }
+bool finite(float x) {
+  return std::isfinite(x);
+}
 
 }  // namespace
 

@@ -1,17 +1,18 @@
 // Token sampling: logit bias, repetition/frequency/presence penalties, top-k / top-p / min-p
 // filters, temperature, and a portable seeded RNG, with per-sequence history for penalties.
 //
-// Semantics (matching llama.cpp's default sampler chain; V = vocabulary size):
-//   1. logit bias:   l[t] += bias[t]            (-inf bans a token)
-//   2. penalties over the last repeat_last_n accepted tokens, c[t] = count of t in that window:
-//        repetition: if c[t] > 0: l[t] = l[t] <= 0 ? l[t] * repeat_penalty : l[t] / repeat_penalty
-//        frequency / presence (OpenAI): l[t] -= c[t] * frequency_penalty + (c[t] > 0) * presence_penalty
+// Semantics (llama.cpp's default sampler chain; V = vocabulary size, c[t] = count of token t
+// among the last repeat_last_n accepted tokens):
+//   1. logit bias: l[t] += bias[t] (-inf bans a token).
+//   2. penalties, for tokens with c[t] > 0:
+//      repetition: l[t] = l[t] <= 0 ? l[t] * repeat_penalty : l[t] / repeat_penalty;
+//      frequency / presence (OpenAI): l[t] -= c[t] * frequency_penalty + presence_penalty.
 //   3. temperature == 0: greedy, argmax of the penalised logits, lowest id on ties. Stop here.
-//   4. top-k (k <= 0 or k >= V: off)  keep the k largest logits (ties broken by lower id)
-//   5. top-p (p >= 1: off)            over the softmax of the survivors (at temperature 1), keep the
-//                                     smallest prefix of the sorted list whose mass is >= p
-//   6. min-p (p <= 0: off)            keep tokens whose probability is >= min_p * the top probability
-//   7. temperature:                   l /= T; sample from softmax(l) over the survivors.
+//   4. top-k (k <= 0 or k >= V: off): keep the k largest logits.
+//   5. top-p (p >= 1: off): over the softmax (temperature 1) of the survivors, keep the
+//      smallest prefix of the sorted list whose mass is >= p.
+//   6. min-p (p <= 0: off): keep tokens with probability >= min_p * the top probability.
+//   7. temperature: l /= T, then draw from softmax(l) over the survivors.
 // Candidates are ordered by (logit descending, id ascending), a total order, so results do not
 // depend on the standard library's sort. Randomness comes from xoshiro256** seeded by SplitMix64:
 // the same seed gives the same tokens on every platform (up to libm's expf).
@@ -45,10 +46,10 @@ struct SamplerParams {
   // Sampler::seed()).
   static constexpr uint64_t k_random_seed = ~uint64_t{0};
 
-  float temperature = 0.8f;  // 0: greedy; must be >= 0
-  int32_t top_k = 40;        // <= 0: off
-  float top_p = 0.95f;       // in (0, 1]; 1: off
-  float min_p = 0.05f;       // in [0, 1]; 0: off
+  float temperature = 0.8f;        // 0: greedy; must be >= 0
+  int32_t top_k = 40;              // <= 0: off
+  float top_p = 0.95f;             // in (0, 1]; 1: off
+  float min_p = 0.05f;             // in [0, 1]; 0: off
   float repeat_penalty = 1.0f;     // > 0; 1: off
   int32_t repeat_last_n = 64;      // penalty window; 0: penalties off; < 0: every accepted token
   float frequency_penalty = 0.0f;  // subtract count * f
@@ -94,7 +95,7 @@ class Sampler {
  private:
   Sampler() = default;
   Status prepare(std::span<const float> logits);  // fills cand_ with biased, penalised logits
-  void apply_filters();                             // top-k, top-p, min-p, temperature, softmax
+  void apply_filters();                           // top-k, top-p, min-p, temperature, softmax
 
   SamplerParams params_;
   uint64_t seed_ = 0;
@@ -103,7 +104,7 @@ class Sampler {
   std::vector<TokenCandidate> cand_;  // n_vocab capacity; first n_cand_ are live
   int64_t n_cand_ = 0;
   bool sorted_ = false;
-  std::vector<float> bias_;       // n_vocab, dense; empty when there is no bias
+  std::vector<float> bias_;        // n_vocab, dense; empty when there is no bias
   std::vector<int32_t> counts_;    // n_vocab: occurrences within the penalty window
   std::vector<int32_t> seen_;      // distinct tokens with counts_ > 0 (n_vocab capacity)
   std::vector<int32_t> seen_pos_;  // n_vocab: index of a token in seen_, -1 if absent

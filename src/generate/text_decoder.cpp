@@ -17,7 +17,11 @@ void TokenizerTextDecoder::push(int32_t id, std::string& out) {
   }
   out.append(stream_.push(id));
 }
-void TokenizerTextDecoder::flush(std::string& out) { out.append(stream_.flush()); }
-bool TokenizerTextDecoder::is_eog(int32_t id) const { return tok_.is_eog(id); }
+void TokenizerTextDecoder::flush(std::string& out) {
+  out.append(stream_.flush());
+}
+bool TokenizerTextDecoder::is_eog(int32_t id) const {
+  return tok_.is_eog(id);
+}
 
 }  // namespace slm

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "generate/generate.h"
 #include "model/model.h"
@@ -22,8 +21,7 @@ namespace {
 class ScriptedModel final : public LogitsSource {
  public:
   ScriptedModel(int64_t n_vocab, int64_t n_ctx, std::vector<int32_t> script)
-      : n_ctx_(n_ctx), script_(std::move(script)),
-        logits_(static_cast<size_t>(n_vocab)) {}
+      : n_ctx_(n_ctx), script_(std::move(script)), logits_(static_cast<size_t>(n_vocab)) {}
   Expected<std::span<const float>> forward(std::span<const int32_t> tokens, bool) override {
     if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) return error("context full");
     calls.emplace_back(tokens.begin(), tokens.end());
@@ -57,7 +55,9 @@ class TableDecoder final : public TextDecoder {
  public:
   TableDecoder(std::vector<std::string> pieces, std::vector<int32_t> eog)
       : pieces_(std::move(pieces)), eog_(std::move(eog)) {}
-  void push(int32_t id, std::string& out) override { out.append(pieces_.at(static_cast<size_t>(id))); }
+  void push(int32_t id, std::string& out) override {
+    out.append(pieces_.at(static_cast<size_t>(id)));
+  }
   void flush(std::string&) override {}
   bool is_eog(int32_t id) const override {
     return std::find(eog_.begin(), eog_.end(), id) != eog_.end();
@@ -69,8 +69,8 @@ class TableDecoder final : public TextDecoder {
 };
 
 // Vocabulary for the scripted tests. Token 0 is EOS.
-const std::vector<std::string> k_pieces = {"</s>", "Hel", "lo", " wor", "ld", "!", "o wo", "\n",
-                                           "x", "y", "\xC3\xA9t\xC3\xA9"};
+const std::vector<std::string> k_pieces = {
+    "</s>", "Hel", "lo", " wor", "ld", "!", "o wo", "\n", "x", "y", "\xC3\xA9t\xC3\xA9"};
 enum : int32_t { EOS = 0, HEL, LO, WOR, LD, BANG, OWO, NL, X, Y, ETE };
 
 GenerateOptions greedy() {
@@ -91,7 +91,7 @@ struct GenRun {
 };
 
 GenRun run(ScriptedModel& m, std::vector<int32_t> prompt, const GenerateOptions& o,
-        std::vector<int32_t> eog = {EOS}) {
+           std::vector<int32_t> eog = {EOS}) {
   TableDecoder dec(k_pieces, std::move(eog));
   GenRun r;
   r.res = generate(m, dec, prompt, o, [&](std::string_view s) { r.chunks.emplace_back(s); });
@@ -352,7 +352,7 @@ TEST(Generate, Utf8CharacterSplitOverByteTokens) {
   auto res = generate(m, dec, std::vector<int32_t>{1}, o,
                       [&](std::string_view s) { chunks.emplace_back(s); });
   ASSERT_TRUE(res.ok()) << res.message();
-  EXPECT_EQ(res->finish_reason, FinishReason::eos);  // token 2 is EOS
+  EXPECT_EQ(res->finish_reason, FinishReason::eos);      // token 2 is EOS
   EXPECT_EQ(res->text, "\xC3\xA9\xE2\x82\xAC\xC3\xA9");  // "é€é"
   ASSERT_EQ(chunks.size(), 3u);
   EXPECT_EQ(chunks[0], "\xC3\xA9");
@@ -376,11 +376,11 @@ TEST(Generate, Utf8CharacterSplitOverByteTokens) {
 // the whole-sequence decode of the continuation.
 TEST(Generate, Stories260KGreedyMatchesPyTorchReference) {
   const int n_new = 48;
-  const std::string cmd = test::python_exe() + " " +
-                          test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
-                          " --llama2c " + test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
-                          " --tokenizer " + test::sh_quote(test::shared_dir() + "/models/tok512.bin") +
-                          " --prompt 'Once upon a time,' --generate " + std::to_string(n_new);
+  const std::string cmd =
+      test::python_exe() + " " + test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
+      " --llama2c " + test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
+      " --tokenizer " + test::sh_quote(test::shared_dir() + "/models/tok512.bin") +
+      " --prompt 'Once upon a time,' --generate " + std::to_string(n_new);
   const test::RunResult ref = test::run(cmd);
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   const auto j = nlohmann::json::parse(ref.out);

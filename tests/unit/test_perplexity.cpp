@@ -64,7 +64,9 @@ class ToyModel final : public LogitsSource {
     ++calls;
     return std::span<const float>(buf_);
   }
-  void truncate(int64_t n) override { cache_.resize(static_cast<size_t>(std::min<int64_t>(n, n_past()))); }
+  void truncate(int64_t n) override {
+    cache_.resize(static_cast<size_t>(std::min<int64_t>(n, n_past())));
+  }
   int64_t n_ctx() const override { return n_ctx_; }
   int64_t n_past() const override { return static_cast<int64_t>(cache_.size()); }
   int calls = 0;
@@ -121,7 +123,8 @@ Reference reference(const std::vector<int32_t>& tokens, int64_t n_ctx, int64_t n
       long double z = 0;
       for (float v : l) z += std::exp(static_cast<long double>(v));
       const int32_t target = tokens[static_cast<size_t>(c * n_ctx + j + 1)];
-      const long double nll = -(static_cast<long double>(l[static_cast<size_t>(target)]) - std::log(z));
+      const long double nll =
+          -(static_cast<long double>(l[static_cast<size_t>(target)]) - std::log(z));
       sum += nll;
       sum2 += nll * nll;
       ++count;
@@ -242,8 +245,8 @@ TEST(Perplexity, Stories260KMatchesPyTorchReference) {
   Session session(**model, n_ctx, 1);
   PerplexityOptions o;
   o.n_ctx = n_ctx;
-  o.n_batch = 20;   // not a divisor of n_ctx: windows go in three calls
-  o.n_chunks = 2;   // each reference window costs a PyTorch start-up
+  o.n_batch = 20;  // not a divisor of n_ctx: windows go in three calls
+  o.n_chunks = 2;  // each reference window costs a PyTorch start-up
   auto r = perplexity(session, tok, text, o);
   ASSERT_TRUE(r.ok()) << r.message();
 
@@ -258,11 +261,11 @@ TEST(Perplexity, Stories260KMatchesPyTorchReference) {
     if (bos >= 0) win[0] = bos;
     std::string list;
     for (int32_t t : win) list += (list.empty() ? "" : ",") + std::to_string(t);
-    const std::string cmd = test::python_exe() + " " +
-                            test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
-                            " --llama2c " +
-                            test::sh_quote(test::shared_dir() + "/models/stories260K.bin") +
-                            " --tokens " + list + " --logits-out " + test::sh_quote(tmp.file("l.bin"));
+    const std::string cmd =
+        test::python_exe() + " " +
+        test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") + " --llama2c " +
+        test::sh_quote(test::shared_dir() + "/models/stories260K.bin") + " --tokens " + list +
+        " --logits-out " + test::sh_quote(tmp.file("l.bin"));
     const test::RunResult ref = test::run(cmd);
     ASSERT_EQ(ref.exit_code, 0) << ref.err;
     const std::string bytes = test::read_text(tmp.file("l.bin"));

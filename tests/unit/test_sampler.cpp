@@ -23,8 +23,12 @@ __attribute__((noinline)) void* operator new(std::size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
-__attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p) noexcept {
+  std::free(p);
+}
+__attribute__((noinline)) void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace slm {
 namespace {
@@ -51,7 +55,8 @@ std::vector<float> test_logits(int n, uint32_t seed) {
   uint32_t x = seed;
   for (auto& v : l) {
     x = x * 1664525u + 1013904223u;
-    v = static_cast<float>((x >> 8) % 80000) / 10000.0f - 4.0f + 1e-6f * static_cast<float>(&v - l.data());
+    v = static_cast<float>((x >> 8) % 80000) / 10000.0f - 4.0f +
+        1e-6f * static_cast<float>(&v - l.data());
   }
   return l;
 }
@@ -64,9 +69,8 @@ struct Ranked {
 Ranked rank(const std::vector<float>& l, const std::vector<int32_t>& subset) {
   Ranked r;
   r.ids = subset;
-  std::sort(r.ids.begin(), r.ids.end(), [&](int32_t a, int32_t b) {
-    return l[a] != l[b] ? l[a] > l[b] : a < b;
-  });
+  std::sort(r.ids.begin(), r.ids.end(),
+            [&](int32_t a, int32_t b) { return l[a] != l[b] ? l[a] > l[b] : a < b; });
   double m = l[r.ids[0]], sum = 0;
   for (int32_t id : r.ids) sum += std::exp(double(l[id]) - m);
   for (int32_t id : r.ids) r.probs.push_back(std::exp(double(l[id]) - m) / sum);
