@@ -21,20 +21,28 @@ constexpr uint64_t k_max_string_len = 4ull << 20;  // chat templates are tens of
 constexpr uint64_t k_max_name_len = 64 * 1024;
 constexpr int k_max_depth = 8;  // levels of arrays, the outermost one included
 constexpr uint64_t k_default_alignment = 32;
-constexpr uint64_t k_max_kv = 1u << 16;            // real files have about a hundred
-constexpr uint64_t k_max_tensors = 1u << 20;       // real files have thousands
+constexpr uint64_t k_max_kv = 1u << 16;             // real files have about a hundred
+constexpr uint64_t k_max_tensors = 1u << 20;        // real files have thousands
 constexpr uint64_t k_max_nested_arrays = 1u << 16;  // real files have none
 // Smallest encodings: a kv is key length (8) + type (4) + a 1-byte value; a tensor info is
 // name length (8) + n_dims (4) + one ne (8) + type (4) + offset (8).
 constexpr uint64_t k_min_kv_bytes = 13;
 constexpr uint64_t k_min_tensor_info_bytes = 32;
 
-bool is_valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::FLOAT64); }
+bool is_valid_type(uint32_t t) {
+  return t <= static_cast<uint32_t>(GgufType::FLOAT64);
+}
 
 bool is_int_type(GgufType t) {
   switch (t) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::UINT16: case GgufType::INT16:
-    case GgufType::UINT32: case GgufType::INT32: case GgufType::UINT64: case GgufType::INT64:
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::UINT16:
+    case GgufType::INT16:
+    case GgufType::UINT32:
+    case GgufType::INT32:
+    case GgufType::UINT64:
+    case GgufType::INT64:
       return true;
     default:
       return false;
@@ -44,17 +52,30 @@ bool is_unsigned_type(GgufType t) {
   return t == GgufType::UINT8 || t == GgufType::UINT16 || t == GgufType::UINT32 ||
          t == GgufType::UINT64;
 }
-bool is_float_type(GgufType t) { return t == GgufType::FLOAT32 || t == GgufType::FLOAT64; }
+bool is_float_type(GgufType t) {
+  return t == GgufType::FLOAT32 || t == GgufType::FLOAT64;
+}
 
 // Bytes of the smallest encoding of one element of type t (for count-vs-remaining checks).
 uint64_t min_elem_bytes(GgufType t) {
   switch (t) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: return 1;
-    case GgufType::UINT16: case GgufType::INT16: return 2;
-    case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: return 4;
-    case GgufType::STRING: return 8;
-    case GgufType::ARRAY: return 12;
-    default: return 8;
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::UINT16:
+    case GgufType::INT16:
+      return 2;
+    case GgufType::UINT32:
+    case GgufType::INT32:
+    case GgufType::FLOAT32:
+      return 4;
+    case GgufType::STRING:
+      return 8;
+    case GgufType::ARRAY:
+      return 12;
+    default:
+      return 8;
   }
 }
 
@@ -79,7 +100,8 @@ std::string short_name(const std::string& s) {
 
 class Parser {
  public:
-  Parser(const uint8_t* data, uint64_t size, std::string what) : r_(data, size, what), what_(what) {}
+  Parser(const uint8_t* data, uint64_t size, std::string what)
+      : r_(data, size, what), what_(what) {}
 
   __attribute__((format(printf, 2, 3))) Status fail(const char* fmt, ...) {
     va_list ap;
@@ -138,21 +160,30 @@ Status read_int(ByteReader& r, int64_t* i, uint64_t* u, const std::string& field
 }
 
 Status Parser::read_scalar(GgufType t, int64_t* i, uint64_t* u, double* f,
-                          const std::string& field) {
+                           const std::string& field) {
   switch (t) {
-    case GgufType::UINT8: return read_int<uint8_t>(r_, i, u, field);
-    case GgufType::INT8: return read_int<int8_t>(r_, i, u, field);
-    case GgufType::UINT16: return read_int<uint16_t>(r_, i, u, field);
-    case GgufType::INT16: return read_int<int16_t>(r_, i, u, field);
-    case GgufType::UINT32: return read_int<uint32_t>(r_, i, u, field);
-    case GgufType::INT32: return read_int<int32_t>(r_, i, u, field);
-    case GgufType::UINT64: return read_int<uint64_t>(r_, i, u, field);
-    case GgufType::INT64: return read_int<int64_t>(r_, i, u, field);
+    case GgufType::UINT8:
+      return read_int<uint8_t>(r_, i, u, field);
+    case GgufType::INT8:
+      return read_int<int8_t>(r_, i, u, field);
+    case GgufType::UINT16:
+      return read_int<uint16_t>(r_, i, u, field);
+    case GgufType::INT16:
+      return read_int<int16_t>(r_, i, u, field);
+    case GgufType::UINT32:
+      return read_int<uint32_t>(r_, i, u, field);
+    case GgufType::INT32:
+      return read_int<int32_t>(r_, i, u, field);
+    case GgufType::UINT64:
+      return read_int<uint64_t>(r_, i, u, field);
+    case GgufType::INT64:
+      return read_int<int64_t>(r_, i, u, field);
     case GgufType::BOOL: {
       uint64_t off = r_.offset();
       uint8_t b = 0;
       SLM_TRY(r_.read(&b, field.c_str()));
-      if (b > 1) return fail("%s: bool byte %u is not 0 or 1 at offset %" PRIu64, field.c_str(), b, off);
+      if (b > 1)
+        return fail("%s: bool byte %u is not 0 or 1 at offset %" PRIu64, field.c_str(), b, off);
       *i = b;
       *u = b;
       return Status();
@@ -163,7 +194,8 @@ Status Parser::read_scalar(GgufType t, int64_t* i, uint64_t* u, double* f,
       *f = v;
       return Status();
     }
-    case GgufType::FLOAT64: return r_.read(f, field.c_str());
+    case GgufType::FLOAT64:
+      return r_.read(f, field.c_str());
     default:
       return fail("%s: type %s is not a scalar", field.c_str(), gguf_type_name(t));
   }
@@ -182,7 +214,8 @@ Status Parser::read_value(GgufType t, GgufValue* out, int depth, const std::stri
   std::string ef = field + " array type";
   SLM_TRY(r_.read(&et, ef.c_str()));
   if (!is_valid_type(et)) {
-    return fail("%s: unknown array element type %u at offset %" PRIu64, field.c_str(), et, type_off);
+    return fail("%s: unknown array element type %u at offset %" PRIu64, field.c_str(), et,
+                type_off);
   }
   out->elem_type = static_cast<GgufType>(et);
   if (out->elem_type == GgufType::ARRAY && depth + 1 >= k_max_depth) {
@@ -228,25 +261,40 @@ Status Parser::read_value(GgufType t, GgufValue* out, int depth, const std::stri
   return Status();
 }
 
-uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
+uint32_t bswap32(uint32_t v) {
+  return __builtin_bswap32(v);
+}
 
 }  // namespace
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::UINT8: return "u8";
-    case GgufType::INT8: return "i8";
-    case GgufType::UINT16: return "u16";
-    case GgufType::INT16: return "i16";
-    case GgufType::UINT32: return "u32";
-    case GgufType::INT32: return "i32";
-    case GgufType::FLOAT32: return "f32";
-    case GgufType::BOOL: return "bool";
-    case GgufType::STRING: return "string";
-    case GgufType::ARRAY: return "array";
-    case GgufType::UINT64: return "u64";
-    case GgufType::INT64: return "i64";
-    case GgufType::FLOAT64: return "f64";
+    case GgufType::UINT8:
+      return "u8";
+    case GgufType::INT8:
+      return "i8";
+    case GgufType::UINT16:
+      return "u16";
+    case GgufType::INT16:
+      return "i16";
+    case GgufType::UINT32:
+      return "u32";
+    case GgufType::INT32:
+      return "i32";
+    case GgufType::FLOAT32:
+      return "f32";
+    case GgufType::BOOL:
+      return "bool";
+    case GgufType::STRING:
+      return "string";
+    case GgufType::ARRAY:
+      return "array";
+    case GgufType::UINT64:
+      return "u64";
+    case GgufType::INT64:
+      return "i64";
+    case GgufType::FLOAT64:
+      return "f64";
   }
   return "unknown";
 }
@@ -254,10 +302,15 @@ const char* gguf_type_name(GgufType t) {
 uint64_t GgufValue::array_len() const {
   if (type != GgufType::ARRAY) return 0;
   switch (elem_type) {
-    case GgufType::STRING: return strings.size();
-    case GgufType::ARRAY: return array.size();
-    case GgufType::FLOAT32: case GgufType::FLOAT64: return floats.size();
-    default: return ints.size();
+    case GgufType::STRING:
+      return strings.size();
+    case GgufType::ARRAY:
+      return array.size();
+    case GgufType::FLOAT32:
+    case GgufType::FLOAT64:
+      return floats.size();
+    default:
+      return ints.size();
   }
 }
 
@@ -342,8 +395,8 @@ Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::stri
   const uint8_t* magic = nullptr;
   SLM_TRY(r.read_bytes(4, &magic, "magic"));
   if (std::memcmp(magic, "GGUF", 4) != 0) {
-    return p.fail("magic: expected \"GGUF\", found bytes %02x %02x %02x %02x at offset 0",
-                  magic[0], magic[1], magic[2], magic[3]);
+    return p.fail("magic: expected \"GGUF\", found bytes %02x %02x %02x %02x at offset 0", magic[0],
+                  magic[1], magic[2], magic[3]);
   }
   uint32_t version = 0;
   SLM_TRY(r.read(&version, "version"));
@@ -352,8 +405,9 @@ Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::stri
       return p.fail("version: big-endian GGUF files are not supported (offset 4)");
     }
     if (version == 1) {
-      return p.fail("version: GGUF version 1 (32-bit counts) is not supported; need 2 or 3 "
-                    "(offset 4)");
+      return p.fail(
+          "version: GGUF version 1 (32-bit counts) is not supported; need 2 or 3 "
+          "(offset 4)");
     }
     return p.fail("version: unsupported GGUF version %u, need 2 or 3 (offset 4)", version);
   }
@@ -433,8 +487,8 @@ Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::stri
       std::string ef = field + " ne[" + std::to_string(d) + "]";
       SLM_TRY(r.read(&ne, ef.c_str()));
       if (ne == 0 || ne > static_cast<uint64_t>(INT64_MAX)) {
-        return p.fail("%s: ne[%u] = %" PRId64 " must be positive at offset %" PRIu64,
-                      field.c_str(), d, static_cast<int64_t>(ne), off);
+        return p.fail("%s: ne[%u] = %" PRId64 " must be positive at offset %" PRIu64, field.c_str(),
+                      d, static_cast<int64_t>(ne), off);
       }
       if (!checked_mul(nelem, ne, &nelem) || nelem > static_cast<uint64_t>(INT64_MAX)) {
         return p.fail("%s: ne product overflows int64 at ne[%u] (offset %" PRIu64 ")",
@@ -483,7 +537,8 @@ Expected<GgufFile> GgufFile::parse(const uint8_t* data, uint64_t size, std::stri
   f.data_offset_ = data_off;
   if (n_tensors > 0 && data_off > size) {
     return p.fail("data section: starts at offset %" PRIu64 " past the end of the file (%" PRIu64
-                  " bytes)", data_off, size);
+                  " bytes)",
+                  data_off, size);
   }
   for (size_t k = 0; k < f.tensors_.size(); ++k) {
     TensorView& t = f.tensors_[k];
@@ -532,8 +587,8 @@ Status wrong_type(const std::string& path, std::string_view key, const char* wan
                   const GgufValue& v) {
   std::string got = gguf_type_name(v.type);
   if (v.type == GgufType::ARRAY) got += std::string(" of ") + gguf_type_name(v.elem_type);
-  return error("%s: kv '%.*s': expected %s, found %s", path.c_str(),
-               static_cast<int>(key.size()), key.data(), want, got.c_str());
+  return error("%s: kv '%.*s': expected %s, found %s", path.c_str(), static_cast<int>(key.size()),
+               key.data(), want, got.c_str());
 }
 
 }  // namespace
@@ -647,24 +702,44 @@ void put_str(std::string* out, const std::string& s) {
 // One scalar of type t from the integer pattern `bits` or the double `f`.
 void put_scalar(std::string* out, GgufType t, uint64_t bits, double f) {
   switch (t) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL:
-      put<uint8_t>(out, static_cast<uint8_t>(bits)); break;
-    case GgufType::UINT16: case GgufType::INT16:
-      put<uint16_t>(out, static_cast<uint16_t>(bits)); break;
-    case GgufType::UINT32: case GgufType::INT32:
-      put<uint32_t>(out, static_cast<uint32_t>(bits)); break;
-    case GgufType::UINT64: case GgufType::INT64: put<uint64_t>(out, bits); break;
-    case GgufType::FLOAT32: put<float>(out, static_cast<float>(f)); break;
-    case GgufType::FLOAT64: put<double>(out, f); break;
-    default: break;
+    case GgufType::UINT8:
+    case GgufType::INT8:
+    case GgufType::BOOL:
+      put<uint8_t>(out, static_cast<uint8_t>(bits));
+      break;
+    case GgufType::UINT16:
+    case GgufType::INT16:
+      put<uint16_t>(out, static_cast<uint16_t>(bits));
+      break;
+    case GgufType::UINT32:
+    case GgufType::INT32:
+      put<uint32_t>(out, static_cast<uint32_t>(bits));
+      break;
+    case GgufType::UINT64:
+    case GgufType::INT64:
+      put<uint64_t>(out, bits);
+      break;
+    case GgufType::FLOAT32:
+      put<float>(out, static_cast<float>(f));
+      break;
+    case GgufType::FLOAT64:
+      put<double>(out, f);
+      break;
+    default:
+      break;
   }
 }
 
 void put_value(std::string* out, const GgufValue& v) {
   switch (v.type) {
-    case GgufType::STRING: put_str(out, v.s); return;
-    case GgufType::BOOL: put<uint8_t>(out, v.b ? 1 : 0); return;
-    case GgufType::ARRAY: break;
+    case GgufType::STRING:
+      put_str(out, v.s);
+      return;
+    case GgufType::BOOL:
+      put<uint8_t>(out, v.b ? 1 : 0);
+      return;
+    case GgufType::ARRAY:
+      break;
     default:
       put_scalar(out, v.type, is_unsigned_type(v.type) ? v.u : static_cast<uint64_t>(v.i), v.f);
       return;
@@ -678,7 +753,8 @@ void put_value(std::string* out, const GgufValue& v) {
     case GgufType::ARRAY:
       for (const auto& c : v.array) put_value(out, c);
       break;
-    case GgufType::FLOAT32: case GgufType::FLOAT64:
+    case GgufType::FLOAT32:
+    case GgufType::FLOAT64:
       for (double f : v.floats) put_scalar(out, v.elem_type, 0, f);
       break;
     default:
@@ -687,7 +763,9 @@ void put_value(std::string* out, const GgufValue& v) {
   }
 }
 
-uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t align_up(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -701,8 +779,7 @@ GgufWriter::GgufWriter(uint32_t version, uint64_t alignment)
 
 void GgufWriter::set_value(const std::string& key, const GgufValue& v) {
   // Keep the layout alignment in step with a valid general.alignment the caller sets.
-  if (key == "general.alignment" && v.type == GgufType::UINT32 && v.u &&
-      !(v.u & (v.u - 1))) {
+  if (key == "general.alignment" && v.type == GgufType::UINT32 && v.u && !(v.u & (v.u - 1))) {
     alignment_ = v.u;
   }
   for (auto& kv : kv_) {
@@ -726,7 +803,9 @@ void GgufWriter::set_u64(const std::string& key, uint64_t v) {
 void GgufWriter::set_f32(const std::string& key, float v) {
   set_value(key, gguf_float(GgufType::FLOAT32, v));
 }
-void GgufWriter::set_bool(const std::string& key, bool v) { set_value(key, gguf_bool(v)); }
+void GgufWriter::set_bool(const std::string& key, bool v) {
+  set_value(key, gguf_bool(v));
+}
 void GgufWriter::set_string(const std::string& key, const std::string& v) {
   set_value(key, gguf_string(v));
 }

@@ -18,7 +18,7 @@ namespace slm {
 
 namespace {
 
-constexpr int64_t k_qk = 32;   // block size of the Q4_0..Q8_0 family
+constexpr int64_t k_qk = 32;    // block size of the Q4_0..Q8_0 family
 constexpr int64_t k_qkk = 256;  // super-block size of the K family
 
 inline float half_at(const uint8_t* p) {
@@ -352,10 +352,24 @@ void quant_affine(const float* x, uint8_t* b, int bits) {
 
 bool can_dequantize(DType t) {
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16: case DType::F64: case DType::I8:
-    case DType::I16: case DType::I32: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0:
-    case DType::Q5_1: case DType::Q8_0: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K:
-    case DType::Q5_K: case DType::Q6_K: case DType::Q8_K:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::F64:
+    case DType::I8:
+    case DType::I16:
+    case DType::I32:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
       return true;
     default:
       return false;
@@ -368,7 +382,9 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   const uint8_t* b = static_cast<const uint8_t*>(src);
   const int64_t nb = n / tr->block_size;
   switch (t) {
-    case DType::F32: if (n) std::memcpy(dst, b, static_cast<size_t>(n) * 4); return;
+    case DType::F32:
+      if (n) std::memcpy(dst, b, static_cast<size_t>(n) * 4);
+      return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) dst[i] = half_at(b + 2 * i);
       return;
@@ -379,22 +395,53 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
         dst[i] = bf16_to_fp32(h);
       }
       return;
-    case DType::F64: convert_plain<double>(b, dst, n); return;
-    case DType::I8: convert_plain<int8_t>(b, dst, n); return;
-    case DType::I16: convert_plain<int16_t>(b, dst, n); return;
-    case DType::I32: convert_plain<int32_t>(b, dst, n); return;
-    case DType::Q4_0: dequant_q4_0(b, dst, nb); return;
-    case DType::Q4_1: dequant_q4_1(b, dst, nb); return;
-    case DType::Q5_0: dequant_q5_0(b, dst, nb); return;
-    case DType::Q5_1: dequant_q5_1(b, dst, nb); return;
-    case DType::Q8_0: dequant_q8_0(b, dst, nb); return;
-    case DType::Q2_K: dequant_q2_k(b, dst, nb); return;
-    case DType::Q3_K: dequant_q3_k(b, dst, nb); return;
-    case DType::Q4_K: dequant_q4_k(b, dst, nb); return;
-    case DType::Q5_K: dequant_q5_k(b, dst, nb); return;
-    case DType::Q6_K: dequant_q6_k(b, dst, nb); return;
-    case DType::Q8_K: dequant_q8_k(b, dst, nb); return;
-    default: return;
+    case DType::F64:
+      convert_plain<double>(b, dst, n);
+      return;
+    case DType::I8:
+      convert_plain<int8_t>(b, dst, n);
+      return;
+    case DType::I16:
+      convert_plain<int16_t>(b, dst, n);
+      return;
+    case DType::I32:
+      convert_plain<int32_t>(b, dst, n);
+      return;
+    case DType::Q4_0:
+      dequant_q4_0(b, dst, nb);
+      return;
+    case DType::Q4_1:
+      dequant_q4_1(b, dst, nb);
+      return;
+    case DType::Q5_0:
+      dequant_q5_0(b, dst, nb);
+      return;
+    case DType::Q5_1:
+      dequant_q5_1(b, dst, nb);
+      return;
+    case DType::Q8_0:
+      dequant_q8_0(b, dst, nb);
+      return;
+    case DType::Q2_K:
+      dequant_q2_k(b, dst, nb);
+      return;
+    case DType::Q3_K:
+      dequant_q3_k(b, dst, nb);
+      return;
+    case DType::Q4_K:
+      dequant_q4_k(b, dst, nb);
+      return;
+    case DType::Q5_K:
+      dequant_q5_k(b, dst, nb);
+      return;
+    case DType::Q6_K:
+      dequant_q6_k(b, dst, nb);
+      return;
+    case DType::Q8_K:
+      dequant_q8_k(b, dst, nb);
+      return;
+    default:
+      return;
   }
 }
 
@@ -414,8 +461,14 @@ Status quantize_row(DType t, const float* src, void* dst, int64_t n) {
   if (!tr) return error("quantize: unknown type id %u", static_cast<unsigned>(t));
   uint8_t* out = static_cast<uint8_t*>(dst);
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16: case DType::Q8_0: case DType::Q4_0:
-    case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
       break;
     default:
       return error("quantize: type %s is not supported (no reference quantizer yet)", tr->name);
@@ -446,12 +499,23 @@ Status quantize_row(DType t, const float* src, void* dst, int64_t n) {
     const float* x = src + i * k_qk;
     uint8_t* b = out + i * tr->type_size;
     switch (t) {
-      case DType::Q8_0: quant_q8_0(x, b); break;
-      case DType::Q4_0: quant_sym(x, b, 4); break;
-      case DType::Q5_0: quant_sym(x, b, 5); break;
-      case DType::Q4_1: quant_affine(x, b, 4); break;
-      case DType::Q5_1: quant_affine(x, b, 5); break;
-      default: break;
+      case DType::Q8_0:
+        quant_q8_0(x, b);
+        break;
+      case DType::Q4_0:
+        quant_sym(x, b, 4);
+        break;
+      case DType::Q5_0:
+        quant_sym(x, b, 5);
+        break;
+      case DType::Q4_1:
+        quant_affine(x, b, 4);
+        break;
+      case DType::Q5_1:
+        quant_affine(x, b, 5);
+        break;
+      default:
+        break;
     }
   }
   return Status();

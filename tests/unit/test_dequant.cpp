@@ -24,10 +24,9 @@ struct TypeCase {
 
 const std::vector<TypeCase>& block_types() {
   static const std::vector<TypeCase> k = {
-      {DType::Q4_0, {0}},      {DType::Q4_1, {0, 2}},   {DType::Q5_0, {0}},
-      {DType::Q5_1, {0, 2}},   {DType::Q8_0, {0}},      {DType::Q2_K, {80, 82}},
-      {DType::Q3_K, {108}},    {DType::Q4_K, {0, 2}},   {DType::Q5_K, {0, 2}},
-      {DType::Q6_K, {208}},    {DType::Q8_K, {}},
+      {DType::Q4_0, {0}},    {DType::Q4_1, {0, 2}},   {DType::Q5_0, {0}},   {DType::Q5_1, {0, 2}},
+      {DType::Q8_0, {0}},    {DType::Q2_K, {80, 82}}, {DType::Q3_K, {108}}, {DType::Q4_K, {0, 2}},
+      {DType::Q5_K, {0, 2}}, {DType::Q6_K, {208}},    {DType::Q8_K, {}},
   };
   return k;
 }
@@ -71,19 +70,40 @@ std::string random_plain(DType t, int64_t n, std::mt19937_64& rng) {
     char buf[8];
     size_t sz = 0;
     switch (t) {
-      case DType::F32: { float f = static_cast<float>(v); std::memcpy(buf, &f, sz = 4); break; }
-      case DType::F64: std::memcpy(buf, &v, sz = 8); break;
-      case DType::I8: { int8_t x = static_cast<int8_t>(rng()); std::memcpy(buf, &x, sz = 1); break; }
-      case DType::I16: { int16_t x = static_cast<int16_t>(rng()); std::memcpy(buf, &x, sz = 2); break; }
-      case DType::I32: { int32_t x = static_cast<int32_t>(rng()); std::memcpy(buf, &x, sz = 4); break; }
-      default: break;
+      case DType::F32: {
+        float f = static_cast<float>(v);
+        std::memcpy(buf, &f, sz = 4);
+        break;
+      }
+      case DType::F64:
+        std::memcpy(buf, &v, sz = 8);
+        break;
+      case DType::I8: {
+        int8_t x = static_cast<int8_t>(rng());
+        std::memcpy(buf, &x, sz = 1);
+        break;
+      }
+      case DType::I16: {
+        int16_t x = static_cast<int16_t>(rng());
+        std::memcpy(buf, &x, sz = 2);
+        break;
+      }
+      case DType::I32: {
+        int32_t x = static_cast<int32_t>(rng());
+        std::memcpy(buf, &x, sz = 4);
+        break;
+      }
+      default:
+        break;
     }
     b.append(buf, sz);
   }
   return b;
 }
 
-std::string py_script() { return test::source_dir() + "/tests/ref/dequant_ref.py"; }
+std::string py_script() {
+  return test::source_dir() + "/tests/ref/dequant_ref.py";
+}
 
 // Runs the numpy reference on a list of jobs; fails the test if it does not run.
 void run_reference(const std::vector<std::string>& jobs) {
@@ -125,7 +145,8 @@ TEST(Dequant, EveryTypeBitExactVsNumpy) {
   for (const auto& j : jobs) {
     std::string name = dtype_name(j.t);
     test::write_text(dir.file(name + ".bin"), j.bytes);
-    args.push_back("dequant:" + name + ":" + dir.file(name + ".bin") + ":" + dir.file(name + ".f32"));
+    args.push_back("dequant:" + name + ":" + dir.file(name + ".bin") + ":" +
+                   dir.file(name + ".f32"));
   }
   run_reference(args);
   for (const auto& j : jobs) {
@@ -186,12 +207,12 @@ std::vector<float> quant_input(std::mt19937_64& rng, int64_t n_random_blocks) {
   for (auto& v : x) v = nd(rng);
   std::vector<float> extra(32 * 6);
   for (int j = 0; j < 32; ++j) {
-    extra[j] = 0.0f;                                   // zeros
-    extra[32 + j] = 1.5f;                              // constant
-    extra[64 + j] = j % 2 ? -0.0f : 0.0f;              // signed zeros
-    extra[96 + j] = static_cast<float>(j - 16) * 0.5f; // exact steps
-    extra[128 + j] = j == 5 ? 1000.0f : nd(rng);       // outlier
-    extra[160 + j] = nd(rng) * 1e-6f;                  // tiny
+    extra[j] = 0.0f;                                    // zeros
+    extra[32 + j] = 1.5f;                               // constant
+    extra[64 + j] = j % 2 ? -0.0f : 0.0f;               // signed zeros
+    extra[96 + j] = static_cast<float>(j - 16) * 0.5f;  // exact steps
+    extra[128 + j] = j == 5 ? 1000.0f : nd(rng);        // outlier
+    extra[160 + j] = nd(rng) * 1e-6f;                   // tiny
   }
   x.insert(x.end(), extra.begin(), extra.end());
   return x;
@@ -202,7 +223,8 @@ TEST(Quantize, BytesMatchNumpyReference) {
   std::mt19937_64 rng(99);
   std::vector<float> x = quant_input(rng, 300);
   const int64_t n = static_cast<int64_t>(x.size());
-  test::write_text(dir.file("x.f32"), std::string(reinterpret_cast<const char*>(x.data()), x.size() * 4));
+  test::write_text(dir.file("x.f32"),
+                   std::string(reinterpret_cast<const char*>(x.data()), x.size() * 4));
   std::vector<std::string> args;
   for (DType t : k_quant_types) {
     std::string name = dtype_name(t);
@@ -228,8 +250,8 @@ TEST(Quantize, RoundTripErrorBounds) {
   std::mt19937_64 rng(5);
   std::vector<float> x = quant_input(rng, 200);
   const int64_t n = static_cast<int64_t>(x.size());
-  for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
-                  DType::Q5_1}) {
+  for (DType t :
+       {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
     SCOPED_TRACE(dtype_name(t));
     const DTypeTraits* tr = dtype_traits(t);
     std::string q(static_cast<size_t>(n / tr->block_size * tr->type_size), '\0');
@@ -248,20 +270,31 @@ TEST(Quantize, RoundTripErrorBounds) {
         const float xv = xb[j], yv = y[static_cast<size_t>(b * 32 + j)];
         double bound = 0;
         switch (t) {
-          case DType::F16: bound = std::fabs(xv) * 0x1p-11 + 0x1p-25; break;
-          case DType::BF16: bound = std::fabs(xv) * 0x1p-8; break;
+          case DType::F16:
+            bound = std::fabs(xv) * 0x1p-11 + 0x1p-25;
+            break;
+          case DType::BF16:
+            bound = std::fabs(xv) * 0x1p-8;
+            break;
           // half a step, plus the f16 rounding of the scale times the largest quant
-          case DType::Q8_0: bound = amax / 127.0 * (0.5 + 127 * 0x1p-11) + 1e-7; break;
+          case DType::Q8_0:
+            bound = amax / 127.0 * (0.5 + 127 * 0x1p-11) + 1e-7;
+            break;
           // one step: the extreme opposite to the max is clamped to the top code
-          case DType::Q4_0: bound = amax / 8.0 * (1.0 + 8 * 0x1p-10) + 1e-7; break;
-          case DType::Q5_0: bound = amax / 16.0 * (1.0 + 16 * 0x1p-10) + 1e-7; break;
+          case DType::Q4_0:
+            bound = amax / 8.0 * (1.0 + 8 * 0x1p-10) + 1e-7;
+            break;
+          case DType::Q5_0:
+            bound = amax / 16.0 * (1.0 + 16 * 0x1p-10) + 1e-7;
+            break;
           case DType::Q4_1:
             bound = (mx - mn) / 15.0 * (0.5 + 15 * 0x1p-10) + std::fabs(mn) * 0x1p-10 + 1e-7;
             break;
           case DType::Q5_1:
             bound = (mx - mn) / 31.0 * (0.5 + 31 * 0x1p-10) + std::fabs(mn) * 0x1p-10 + 1e-7;
             break;
-          default: break;
+          default:
+            break;
         }
         // An f16 scale near the subnormal range is off by up to half its step (2^-25) in
         // absolute terms, times the largest quant.

@@ -1,11 +1,11 @@
 // GGUF writer -> reader round trips (every value type, nested arrays, v2/v3, alignments), views
 // into the mapping, and cross-checks against @huggingface/gguf on our files and real ones.
+#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <cinttypes>
 #include <cmath>
 #include <cstring>
-#include <dirent.h>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -62,10 +62,9 @@ std::vector<std::pair<std::string, GgufValue>> sample_metadata() {
       {"n.array_of_i32_arrays",
        gguf_array_array({gguf_int_array(T::INT32, {1, 2, 3}), gguf_int_array(T::INT32, {}),
                          gguf_int_array(T::INT32, {-7})})},
-      {"n.three_levels",
-       gguf_array_array({gguf_array_array({gguf_string_array({"x", "yz"}),
-                                           gguf_float_array(T::FLOAT64, {2.25})}),
-                         gguf_array_array({})})},
+      {"n.three_levels", gguf_array_array({gguf_array_array({gguf_string_array({"x", "yz"}),
+                                                             gguf_float_array(T::FLOAT64, {2.25})}),
+                                           gguf_array_array({})})},
   };
   return kv;
 }
@@ -74,11 +73,20 @@ void expect_same_value(const GgufValue& a, const GgufValue& b, const std::string
   SCOPED_TRACE(key);
   ASSERT_EQ(a.type, b.type);
   switch (a.type) {
-    case GgufType::STRING: EXPECT_EQ(a.s, b.s); return;
-    case GgufType::BOOL: EXPECT_EQ(a.b, b.b); return;
-    case GgufType::FLOAT32: EXPECT_EQ(static_cast<float>(a.f), static_cast<float>(b.f)); return;
-    case GgufType::FLOAT64: EXPECT_EQ(a.f, b.f); return;
-    case GgufType::ARRAY: break;
+    case GgufType::STRING:
+      EXPECT_EQ(a.s, b.s);
+      return;
+    case GgufType::BOOL:
+      EXPECT_EQ(a.b, b.b);
+      return;
+    case GgufType::FLOAT32:
+      EXPECT_EQ(static_cast<float>(a.f), static_cast<float>(b.f));
+      return;
+    case GgufType::FLOAT64:
+      EXPECT_EQ(a.f, b.f);
+      return;
+    case GgufType::ARRAY:
+      break;
     default:
       EXPECT_EQ(a.u, b.u);
       EXPECT_EQ(a.i, b.i);
@@ -230,7 +238,7 @@ TEST(GgufGetters, TypesAndDefaults) {
 
 TEST(GgufWriter, RejectsBadTensors) {
   GgufWriter w;
-  EXPECT_FALSE(w.add_tensor("a", DType::F32, {4}, std::string(15, '\0')).ok());  // size
+  EXPECT_FALSE(w.add_tensor("a", DType::F32, {4}, std::string(15, '\0')).ok());   // size
   EXPECT_FALSE(w.add_tensor("b", DType::Q4_0, {16}, std::string(9, '\0')).ok());  // block
   EXPECT_FALSE(w.add_tensor("c", DType::F32, {}, "").ok());
   EXPECT_FALSE(w.add_tensor("d", DType::F32, {1, 1, 1, 1, 1}, std::string(4, '\0')).ok());
@@ -243,8 +251,8 @@ TEST(GgufWriter, RejectsBadTensors) {
 
 json node_read(const std::string& path) {
   std::string script = test::source_dir() + "/tests/ref/gguf_read.mjs";
-  test::RunResult r = test::run(test::node_cmd() + " " + test::sh_quote(script) + " " +
-                                test::sh_quote(path));
+  test::RunResult r =
+      test::run(test::node_cmd() + " " + test::sh_quote(script) + " " + test::sh_quote(path));
   EXPECT_EQ(r.exit_code, 0) << "@huggingface/gguf failed on " << path << ": " << r.err;
   if (r.exit_code != 0) return json();
   return json::parse(r.out);
@@ -269,10 +277,18 @@ void expect_matches_js(const GgufValue& v, const json& j, const std::string& key
       EXPECT_EQ(j.get<std::string>(), want);
       return;
     }
-    case GgufType::BOOL: EXPECT_EQ(j.get<bool>(), v.b); return;
-    case GgufType::FLOAT32: case GgufType::FLOAT64: EXPECT_EQ(j.get<double>(), v.f); return;
-    case GgufType::ARRAY: break;
-    default: EXPECT_EQ(j.get<int64_t>(), v.i); return;
+    case GgufType::BOOL:
+      EXPECT_EQ(j.get<bool>(), v.b);
+      return;
+    case GgufType::FLOAT32:
+    case GgufType::FLOAT64:
+      EXPECT_EQ(j.get<double>(), v.f);
+      return;
+    case GgufType::ARRAY:
+      break;
+    default:
+      EXPECT_EQ(j.get<int64_t>(), v.i);
+      return;
   }
   ASSERT_TRUE(j.is_array());
   ASSERT_EQ(j.size(), v.array_len());
@@ -280,9 +296,16 @@ void expect_matches_js(const GgufValue& v, const json& j, const std::string& key
     GgufValue e;
     e.type = v.elem_type;
     switch (v.elem_type) {
-      case GgufType::STRING: e.s = v.strings[k]; break;
-      case GgufType::ARRAY: e = v.array[k]; break;
-      case GgufType::FLOAT32: case GgufType::FLOAT64: e.f = v.floats[k]; break;
+      case GgufType::STRING:
+        e.s = v.strings[k];
+        break;
+      case GgufType::ARRAY:
+        e = v.array[k];
+        break;
+      case GgufType::FLOAT32:
+      case GgufType::FLOAT64:
+        e.f = v.floats[k];
+        break;
       default:
         e.i = v.ints[k];
         e.u = static_cast<uint64_t>(v.ints[k]);
