@@ -85,7 +85,7 @@ std::string Interp::run(const std::vector<NodePtr>& program, const nlohmann::ord
   if (!context.is_null() && !context.is_object()) fail("the render context must be a JSON object");
   if (context.is_object()) {
     for (const auto& [key, value] : context.items()) {
-      std::string k = sanitize_utf8(key);
+      std::string k = utf8_sanitize(key);
       if (root->find_local(k) || k == "namespace") fail("Variable already declared: " + k);
       root->set(k, from_json(value));
     }

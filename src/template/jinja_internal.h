@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "template/jinja.h"
 
 namespace slm::jinja::detail {
@@ -26,11 +27,9 @@ struct JinjaError {
 [[noreturn]] void fail(std::string msg);
 
 // ---- Text helpers (UTF-8 inside, JavaScript UTF-16 semantics where the reference shows them).
-// Replaces every invalid UTF-8 sequence with U+FFFD (what node does when it decodes a file).
-std::string sanitize_utf8(std::string_view s);
+// Invalid UTF-8 becomes U+FFFD through utf8_sanitize (core/utf8.h), as node decodes files.
 // Decodes the code point at s[i] (s is valid UTF-8) and advances i.
 uint32_t next_code_point(std::string_view s, size_t& i);
-void append_utf8(std::string& out, uint32_t cp);
 // JavaScript's \s / String.prototype.trim set: WhiteSpace plus LineTerminator.
 bool is_js_space(uint32_t cp);
 size_t js_space_len_at(std::string_view s, size_t i);  // bytes of the space at i, or 0

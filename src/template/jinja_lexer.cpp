@@ -179,7 +179,7 @@ class Lexer {
               pos_ = save;
             }
           }
-          append_utf8(str, unit);
+          utf8_append(str, unit);
           continue;
         }
         switch (e) {
@@ -373,7 +373,7 @@ class Lexer {
 }  // namespace
 
 std::vector<Token> tokenize(std::string_view source) {
-  return Lexer(preprocess(sanitize_utf8(source))).run();
+  return Lexer(preprocess(utf8_sanitize(source))).run();
 }
 
 }  // namespace slm::jinja::detail

@@ -7,80 +7,12 @@
 
 #include <utf8proc.h>
 
+#include "core/utf8.h"
 #include "template/jinja_internal.h"
 
 namespace slm::jinja::detail {
 
 void fail(std::string msg) { throw JinjaError{std::move(msg)}; }
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // a lone surrogate prints as U+FFFD in node
-  if (cp > 0x10FFFF) cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-// The WHATWG UTF-8 decoder: each maximal invalid subpart becomes one U+FFFD.
-std::string sanitize_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    int need = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      append_utf8(out, 0xFFFD);
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    int got = 0;
-    while (got < need && j < n) {
-      auto d = static_cast<unsigned char>(s[j]);
-      if (d < lo || d > hi) break;
-      lo = 0x80;
-      hi = 0xBF;
-      ++j;
-      ++got;
-    }
-    if (got == need) {
-      out.append(s.substr(i, j - i));
-    } else {
-      append_utf8(out, 0xFFFD);
-    }
-    i = j;
-  }
-  return out;
-}
 
 uint32_t next_code_point(std::string_view s, size_t& i) {
   auto c = static_cast<unsigned char>(s[i]);
@@ -163,13 +95,13 @@ static std::string map_case(std::string_view s, bool upper) {
       size_t j = i;
       bool before = prev_letter, after = j < s.size() && is_letter(next_code_point(s, j));
       prev_letter = true;
-      append_utf8(out, before && !after ? 0x3C2 : 0x3C3);
+      utf8_append(out, before && !after ? 0x3C2 : 0x3C3);
       continue;
     }
     prev_letter = is_letter(cp);
     auto m = upper ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
                    : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp));
-    append_utf8(out, static_cast<uint32_t>(m));
+    utf8_append(out, static_cast<uint32_t>(m));
   }
   return out;
 }

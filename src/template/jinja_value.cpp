@@ -428,7 +428,7 @@ Value from_json(const nlohmann::ordered_json& j, int depth) {
       return integral ? Value::integer(d) : Value::floating(d);
     }
     case nlohmann::ordered_json::value_t::string:
-      return Value::string(sanitize_utf8(j.get_ref<const std::string&>()));
+      return Value::string(utf8_sanitize(j.get_ref<const std::string&>()));
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
@@ -439,7 +439,7 @@ Value from_json(const nlohmann::ordered_json& j, int depth) {
       std::vector<std::pair<uint32_t, std::pair<std::string, Value>>> indexed;
       std::vector<std::pair<std::string, Value>> named;
       for (const auto& [k, v] : j.items()) {
-        std::string key = sanitize_utf8(k);
+        std::string key = utf8_sanitize(k);
         Value val = from_json(v, depth + 1);
         if (is_array_index(key)) {
           indexed.push_back({static_cast<uint32_t>(std::stoul(key)), {key, std::move(val)}});

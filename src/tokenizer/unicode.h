@@ -7,26 +7,17 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace slm::tok {
 
-constexpr uint32_t k_replacement_char = 0xFFFD;
-
-// Length of the UTF-8 sequence that starts at s[i] if it is complete and valid, else 0.
-size_t utf8_valid_len(std::string_view s, size_t i);
-// Length to advance over the character at s[i]: the valid sequence length, or 1 for a byte
-// that does not start a valid sequence (so invalid input is walked byte by byte).
-size_t utf8_step(std::string_view s, size_t i);
-// Decodes the character at s[i] (U+FFFD for an invalid byte) and advances i.
-uint32_t utf8_next(std::string_view s, size_t& i);
-void utf8_append(std::string& out, uint32_t cp);
-
-// Replaces each maximal invalid subsequence (Unicode "maximal subpart" practice, as Python's
-// errors="replace" and the WHATWG decoder do) with U+FFFD.
-std::string utf8_sanitize(std::string_view s);
-// Length of the longest prefix of s that cannot change meaning when more bytes follow: every
-// complete or definitely-invalid sequence. The rest (at most 3 bytes) is an incomplete but still
-// possible sequence.
-size_t utf8_stable_prefix(std::string_view s);
+constexpr uint32_t k_replacement_char = k_utf8_replacement;
+using slm::utf8_append;
+using slm::utf8_next;
+using slm::utf8_sanitize;
+using slm::utf8_stable_prefix;
+using slm::utf8_step;
+using slm::utf8_valid_len;
 
 // GPT-2 byte-level mapping: each byte to a printable code point (UTF-8 encoded), and back.
 const std::string& byte_to_unicode(uint8_t b);
