@@ -260,7 +260,10 @@ TEST(Perplexity, Stories260KMatchesPyTorchReference) {
     std::vector<int32_t> win(tokens.begin() + c * n_ctx, tokens.begin() + (c + 1) * n_ctx);
     if (bos >= 0) win[0] = bos;
     std::string list;
-    for (int32_t t : win) list += (list.empty() ? "" : ",") + std::to_string(t);
+    for (int32_t t : win) {
+      if (!list.empty()) list += ',';
+      list += std::to_string(t);
+    }
     const std::string cmd =
         test::python_exe() + " " +
         test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") + " --llama2c " +
