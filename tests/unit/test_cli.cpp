@@ -226,6 +226,54 @@ TEST(Cli, PerplexityMatchesTorchProtocol) {
   EXPECT_FALSE(short_text.err.empty());
 }
 
+// `slm chat`: Ctrl-C (SIGINT) stops the current reply, not the program; the conversation goes
+// on and /exit ends it with status 0.
+TEST(Cli, ChatCtrlCStopsTheReplyNotTheProgram) {
+  TempDir dir;
+  write_text(dir.file("plain.jinja"),
+             "{% for m in messages %}{{ m.content }}{% if not loop.last %} {% endif %}{% endfor %}");
+  std::string pattern = slm_exe();  // the slm process itself, not the shell that started it
+  pattern.insert(0, 1, '^');
+  pattern += " chat .*" + dir.path();
+  std::string script =
+      "cd " + sh_quote(dir.path()) + " || exit 1; mkfifo in || exit 1; "
+      "{ " + slm() + " chat " + stories() + " --template " + sh_quote(dir.file("plain.jinja")) +
+      " --ctx 8192 --ignore-eos --temp 0 "
+      "<in >out 2>err; echo $? >rc; } & "
+      "exec 3>in; echo 'Once upon a time' >&3; "
+      // Wait until the reply streams, then interrupt it.
+      "for i in $(seq 200); do [ -s out ] && break; sleep 0.1; done; sleep 0.3; "
+      "kill -INT $(pgrep -f " + sh_quote(pattern) + "); "
+      "for i in $(seq 100); do grep -q stopped err && break; sleep 0.1; done; "
+      "echo '/exit' >&3; exec 3>&-; wait; cat rc";
+  RunResult r = run("bash -c " + sh_quote(script));
+  std::string err = read_text(dir.file("err"));
+  std::string out = read_text(dir.file("out"));
+  EXPECT_EQ(r.out, "0\n") << "exit status; stderr: " << err;
+  EXPECT_NE(err.find("[stopped]"), std::string::npos) << err;
+  EXPECT_NE(out.find("Lily"), std::string::npos) << out.substr(0, 200);
+}
+
+// Piped (non-interactive) chat: each line is a turn; the KV cache prefix is reused.
+TEST(Cli, ChatReadsTurnsFromAPipe) {
+  TempDir dir;
+  write_text(dir.file("plain.jinja"),
+             "{% for m in messages %}{{ m.content }}{% if not loop.last %} {% endif %}{% endfor %}");
+  RunResult r = run(slm() + " chat " + stories() + " --template " + sh_quote(dir.file("plain.jinja")) +
+                        " --temp 0 -n 20 --stats",
+                    "Once upon a time\nThe dog\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  size_t turns = 0;
+  for (size_t at = r.err.find("generated: 20 tokens"); at != std::string::npos;
+       at = r.err.find("generated: 20 tokens", at + 1)) {
+    ++turns;
+  }
+  EXPECT_EQ(turns, 2u) << r.err;
+  RunResult none = run(slm() + " chat " + stories(), "hi\n");
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no chat template"), std::string::npos) << none.err;
+}
+
 TEST(Cli, InfoDescribesTheModel) {
   RunResult r = run(slm() + " info " + stories());
   ASSERT_EQ(r.exit_code, 0) << r.err;
