@@ -7,4 +7,4 @@ scripts/setup.sh >/dev/null
 scripts/build.sh >/dev/null
 models=../shared/models
 exec build/slm run "$models/stories260K.bin" --tokenizer "$models/tok512.bin" \
-  -p "${1:-Once upon a time}" -n "${2:-256}" --temp 0 --stats
+  -p "${1:-Once upon a time}" -n "${2:-256}" --temp 0 --echo --stats
