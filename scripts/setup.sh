@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git procps
   clang libclang-rt-14-dev                 # fuzzers (libFuzzer) and sanitizer runtimes
   libgtest-dev libgmock-dev                # tests
   nlohmann-json3-dev libcli11-dev          # JSON, command line
