@@ -118,7 +118,9 @@ const std::map<std::string, std::vector<std::string>>& presets() {
     p["deepseek3-llm"] = {
         R"(\p{N}{1,3})", "[一-龥぀-ゟ゠-ヿ]+",
         R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
-    p["falcon"] = {R"([\p{P}\$\+<=>\^~\|`]+)", k_gpt2_pattern, "[0-9][0-9][0-9]"};
+    // Falcon's Digits runs after ByteLevel, on the byte-mapped text, where the digits are the
+    // ASCII ones (it splits " 12" into " " and "12").
+    p["falcon"] = {R"([\p{P}\$\+<=>\^~\|`]+)", k_gpt2_pattern, "[0-9]+", "[0-9][0-9][0-9]"};
     p["bloom"] = {k_bloom};
     p["viking"] = {k_bloom, R"(\p{N})"};
     p["tekken"] = {
