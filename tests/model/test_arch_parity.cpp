@@ -12,6 +12,7 @@
 #include "model/fixture.h"
 #include "model/model.h"
 #include "test_util.h"
+#include "torch_ref.h"
 
 namespace slm {
 namespace {
@@ -103,48 +104,6 @@ std::vector<Case> cases() {
   return v;
 }
 
-// 40 tokens: more than one 32-token batch chunk.
-std::vector<int32_t> token_sequence(int64_t n_vocab) {
-  std::vector<int32_t> t;
-  uint32_t x = 12345;
-  for (int i = 0; i < 40; ++i) {
-    x = x * 1103515245u + 12345u;
-    t.push_back(static_cast<int32_t>((x >> 8) % static_cast<uint32_t>(n_vocab)));
-  }
-  return t;
-}
-
-std::vector<float> reference_logits(const std::string& hf_dir, const std::vector<int32_t>& toks,
-                                    const std::string& out_path) {
-  std::string list;
-  for (size_t i = 0; i < toks.size(); ++i) {
-    if (i) list += ',';
-    list += std::to_string(toks[i]);
-  }
-  std::string cmd = test::python_exe() + " " +
-                    test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") + " --hf " +
-                    test::sh_quote(hf_dir) + " --tokens " + list + " --logits-out " +
-                    test::sh_quote(out_path);
-  test::RunResult r = test::run(cmd);
-  if (r.exit_code != 0) {
-    ADD_FAILURE() << "reference failed (" << r.exit_code << "): " << r.err;
-    return {};
-  }
-  std::string bytes = test::read_text(out_path);
-  std::vector<float> v(bytes.size() / 4);
-  std::memcpy(v.data(), bytes.data(), v.size() * 4);
-  return v;
-}
-
-double rel_err(const float* a, const float* b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::fabs(static_cast<double>(b[i])));
-  }
-  return num / den;
-}
-
 // Worst row error of slm on `path` against ref, over: one batch of all tokens (all logits),
 // token-by-token decoding, a 13-token prompt followed by single-token steps, and a rewind.
 double worst_error(const std::string& path, const std::vector<int32_t>& toks,
@@ -173,7 +132,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       return 1e9;
     }
     for (int64_t t = 0; t < T; ++t)
-      worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + t * V, V));
+      worst = std::max(worst, test::logits_rel_err(out->data() + t * V, ref.data() + t * V, V));
   }
   {
     Session s(m, 64, 1);
@@ -183,7 +142,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
         ADD_FAILURE() << out.message();
         return 1e9;
       }
-      worst = std::max(worst, rel_err(out->data(), ref.data() + t * V, V));
+      worst = std::max(worst, test::logits_rel_err(out->data(), ref.data() + t * V, V));
     }
   }
   {
@@ -194,14 +153,14 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       ADD_FAILURE() << out.message();
       return 1e9;
     }
-    worst = std::max(worst, rel_err(out->data(), ref.data() + (P - 1) * V, V));
+    worst = std::max(worst, test::logits_rel_err(out->data(), ref.data() + (P - 1) * V, V));
     for (int64_t t = P; t < T; ++t) {
       out = s.forward(std::span<const int32_t>(toks.data() + t, 1));
       if (!out.ok()) {
         ADD_FAILURE() << out.message();
         return 1e9;
       }
-      worst = std::max(worst, rel_err(out->data(), ref.data() + t * V, V));
+      worst = std::max(worst, test::logits_rel_err(out->data(), ref.data() + t * V, V));
     }
   }
   {
@@ -220,7 +179,8 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       return 1e9;
     }
     for (int64_t t = 0; t < 5; ++t)
-      worst = std::max(worst, rel_err(out->data() + t * V, ref.data() + (10 + t) * V, V));
+      worst =
+          std::max(worst, test::logits_rel_err(out->data() + t * V, ref.data() + (10 + t) * V, V));
   }
   return worst;
 }
@@ -234,8 +194,8 @@ TEST_P(ArchParity, HfAndGgufMatchPyTorch) {
   ASSERT_EQ(0, system(("mkdir -p " + test::sh_quote(hf)).c_str()));
   ASSERT_TRUE(write_fixture_hf(c.spec, hf).ok());
   ASSERT_TRUE(write_fixture_gguf(c.spec, gguf).ok());
-  auto toks = token_sequence(c.spec.n_vocab);
-  auto ref = reference_logits(hf, toks, tmp.file("ref.bin"));
+  auto toks = test::lcg_tokens(c.spec.n_vocab, 12345);
+  auto ref = test::torch_logits_hf(hf, toks, tmp.file("ref.bin"));
   ASSERT_EQ(ref.size(), toks.size() * static_cast<size_t>(c.spec.n_vocab));
 
   ModelConfig expect;
@@ -272,10 +232,10 @@ TEST(ArchParityHalf, F16GgufAndBf16Hf) {
     ASSERT_TRUE(write_fixture_hf(s, hf16, DType::F16).ok());
     ASSERT_TRUE(write_fixture_hf(s, hfbf, DType::BF16).ok());
     ASSERT_TRUE(write_fixture_gguf(s, g16, DType::F16).ok());
-    auto toks = token_sequence(s.n_vocab);
-    auto ref32 = reference_logits(hf32, toks, tmp.file("r32.bin"));
-    auto ref16 = reference_logits(hf16, toks, tmp.file("r16.bin"));
-    auto refbf = reference_logits(hfbf, toks, tmp.file("rbf.bin"));
+    auto toks = test::lcg_tokens(s.n_vocab, 12345);
+    auto ref32 = test::torch_logits_hf(hf32, toks, tmp.file("r32.bin"));
+    auto ref16 = test::torch_logits_hf(hf16, toks, tmp.file("r16.bin"));
+    auto refbf = test::torch_logits_hf(hfbf, toks, tmp.file("rbf.bin"));
     ASSERT_FALSE(ref32.empty());
     ASSERT_FALSE(ref16.empty());
     ASSERT_FALSE(refbf.empty());
@@ -305,8 +265,8 @@ TEST(ArchParityQuant, QuantizedGgufMatchesRoundedReference) {
     ASSERT_TRUE(write_fixture_hf(s, hf).ok());
     Status st = write_fixture_gguf(s, g, dt);
     ASSERT_TRUE(st.ok()) << st.message();
-    auto toks = token_sequence(s.n_vocab);
-    auto ref = reference_logits(hf, toks, tmp.file("ref.bin"));
+    auto toks = test::lcg_tokens(s.n_vocab, 12345);
+    auto ref = test::torch_logits_hf(hf, toks, tmp.file("ref.bin"));
     ASSERT_FALSE(ref.empty());
     double e = worst_error(g, toks, ref, nullptr);
     EXPECT_LE(e, 1e-4) << dtype_name(dt);

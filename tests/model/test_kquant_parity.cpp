@@ -21,6 +21,7 @@
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "test_util.h"
+#include "torch_ref.h"
 
 namespace slm {
 namespace {
@@ -61,14 +62,30 @@ std::string random_blocks(DType dt, int64_t rows, int64_t cols, Rng& rng) {
   // scale times quant), so field * multiplier stays near peak.
   std::vector<std::pair<size_t, double>> fields;
   switch (dt) {
-    case DType::Q2_K: fields = {{80, 15.0 * 3}, {82, 15.0}}; break;
-    case DType::Q3_K: fields = {{108, 32.0 * 4}}; break;
-    case DType::Q4_K: fields = {{0, 63.0 * 15}, {2, 63.0}}; break;
-    case DType::Q5_K: fields = {{0, 63.0 * 31}, {2, 63.0}}; break;
-    case DType::Q6_K: fields = {{208, 128.0 * 32}}; break;
-    case DType::Q4_1: fields = {{0, 15.0}, {2, 1.0}}; break;
-    case DType::Q5_0: fields = {{0, 16.0}}; break;
-    default: ADD_FAILURE() << "no block recipe for " << dtype_name(dt); return b;
+    case DType::Q2_K:
+      fields = {{80, 15.0 * 3}, {82, 15.0}};
+      break;
+    case DType::Q3_K:
+      fields = {{108, 32.0 * 4}};
+      break;
+    case DType::Q4_K:
+      fields = {{0, 63.0 * 15}, {2, 63.0}};
+      break;
+    case DType::Q5_K:
+      fields = {{0, 63.0 * 31}, {2, 63.0}};
+      break;
+    case DType::Q6_K:
+      fields = {{208, 128.0 * 32}};
+      break;
+    case DType::Q4_1:
+      fields = {{0, 15.0}, {2, 1.0}};
+      break;
+    case DType::Q5_0:
+      fields = {{0, 16.0}};
+      break;
+    default:
+      ADD_FAILURE() << "no block recipe for " << dtype_name(dt);
+      return b;
   }
   for (uint64_t off = 0; off < b.size(); off += block_bytes) {
     for (const auto& [field, mult] : fields) {
@@ -90,8 +107,7 @@ std::string permute_rows(const std::string& b, int64_t heads, uint64_t row_bytes
     for (int64_t i = 0; i < half; ++i)
       for (int64_t j = 0; j < 2; ++j)
         std::memcpy(out.data() + static_cast<uint64_t>(h * hd + 2 * i + j) * row_bytes,
-                    b.data() + static_cast<uint64_t>(h * hd + j * half + i) * row_bytes,
-                    row_bytes);
+                    b.data() + static_cast<uint64_t>(h * hd + j * half + i) * row_bytes, row_bytes);
   return out;
 }
 
@@ -161,8 +177,8 @@ Status write_gguf(const std::vector<Tensor>& ts, const std::string& path) {
       dtype_row_bytes(t.dt, t.cols, &rb);
       bytes = permute_rows(t.raw, t.permute_heads, rb);
     }
-    std::vector<int64_t> ne = t.matrix ? std::vector<int64_t>{t.cols, t.rows}
-                                       : std::vector<int64_t>{t.rows};
+    std::vector<int64_t> ne =
+        t.matrix ? std::vector<int64_t>{t.cols, t.rows} : std::vector<int64_t>{t.rows};
     SLM_TRY(w.add_tensor(t.gguf, t.dt, ne, std::move(bytes)));
   }
   return w.write(path);
@@ -170,8 +186,8 @@ Status write_gguf(const std::vector<Tensor>& ts, const std::string& path) {
 
 // F32 HF dir; matrix values from dequant_ref.py on the raw blocks (HF row order).
 Status write_hf(const std::vector<Tensor>& ts, const std::string& dir, const std::string& work) {
-  std::string cmd = test::python_exe() + " " +
-                    test::sh_quote(test::source_dir() + "/tests/ref/dequant_ref.py");
+  std::string cmd =
+      test::python_exe() + " " + test::sh_quote(test::source_dir() + "/tests/ref/dequant_ref.py");
   for (size_t i = 0; i < ts.size(); ++i) {
     if (!ts[i].matrix) continue;
     const std::string in = work + "/t" + std::to_string(i) + ".bin";
@@ -197,8 +213,8 @@ Status write_hf(const std::vector<Tensor>& ts, const std::string& dir, const std
       std::memcpy(&f, bytes.data() + k, 4);
       if (!std::isfinite(f)) return error("%s: non-finite reference value", t.hf.c_str());
     }
-    std::vector<int64_t> ne = t.matrix ? std::vector<int64_t>{t.cols, t.rows}
-                                       : std::vector<int64_t>{t.rows};
+    std::vector<int64_t> ne =
+        t.matrix ? std::vector<int64_t>{t.cols, t.rows} : std::vector<int64_t>{t.rows};
     SLM_TRY(w.add_tensor(t.hf, DType::F32, ne, std::move(bytes)));
   }
   w.set_metadata("format", "pt");
@@ -222,47 +238,6 @@ Status write_hf(const std::vector<Tensor>& ts, const std::string& dir, const std
   return write_file_atomic(dir + "/config.json", c.dump(2));
 }
 
-std::vector<int32_t> token_sequence() {
-  std::vector<int32_t> t;
-  uint32_t x = 777;
-  for (int i = 0; i < 40; ++i) {
-    x = x * 1103515245u + 12345u;
-    t.push_back(static_cast<int32_t>((x >> 8) % static_cast<uint32_t>(kVocab)));
-  }
-  return t;
-}
-
-std::vector<float> reference_logits(const std::string& hf_dir, const std::vector<int32_t>& toks,
-                                    const std::string& out_path) {
-  std::string list;
-  for (size_t i = 0; i < toks.size(); ++i) {
-    if (i) list += ',';
-    list += std::to_string(toks[i]);
-  }
-  test::RunResult r = test::run(test::python_exe() + " " +
-                                test::sh_quote(test::source_dir() + "/tests/ref/torch_model.py") +
-                                " --hf " + test::sh_quote(hf_dir) + " --tokens " + list +
-                                " --logits-out " + test::sh_quote(out_path));
-  if (r.exit_code != 0) {
-    ADD_FAILURE() << "reference failed (" << r.exit_code << "): " << r.err;
-    return {};
-  }
-  std::string bytes = test::read_text(out_path);
-  std::vector<float> v(bytes.size() / 4);
-  std::memcpy(v.data(), bytes.data(), v.size() * 4);
-  return v;
-}
-
-double rel_err(const float* a, const float* b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(a[i])) return 1e9;
-    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::fabs(static_cast<double>(b[i])));
-  }
-  return num / den;
-}
-
 // Worst row error over one batch of all tokens and token-by-token decoding.
 void check_model(const std::string& path, const std::vector<int32_t>& toks,
                  const std::vector<float>& ref, double* batch_err, double* step_err) {
@@ -279,7 +254,8 @@ void check_model(const std::string& path, const std::vector<int32_t>& toks,
     ASSERT_TRUE(out.ok()) << out.message();
     *batch_err = 0;
     for (int64_t t = 0; t < T; ++t)
-      *batch_err = std::max(*batch_err, rel_err(out->data() + t * V, ref.data() + t * V, V));
+      *batch_err =
+          std::max(*batch_err, test::logits_rel_err(out->data() + t * V, ref.data() + t * V, V));
   }
   {
     Session s(m, 64, 1);
@@ -287,7 +263,7 @@ void check_model(const std::string& path, const std::vector<int32_t>& toks,
     for (int64_t t = 0; t < T; ++t) {
       auto out = s.forward(std::span<const int32_t>(toks.data() + t, 1));
       ASSERT_TRUE(out.ok()) << out.message();
-      worst = std::max(worst, rel_err(out->data(), ref.data() + t * V, V));
+      worst = std::max(worst, test::logits_rel_err(out->data(), ref.data() + t * V, V));
     }
     *step_err = worst;
   }
@@ -356,8 +332,8 @@ TEST_P(KQuantParity, GgufMatchesReferenceOnDequantizedWeights) {
   ASSERT_TRUE(st.ok()) << st.message();
   st = write_hf(ts, hf, work);
   ASSERT_TRUE(st.ok()) << st.message();
-  auto toks = token_sequence();
-  auto ref = reference_logits(hf, toks, tmp.file("ref.bin"));
+  auto toks = test::lcg_tokens(kVocab, 777);
+  auto ref = test::torch_logits_hf(hf, toks, tmp.file("ref.bin"));
   ASSERT_FALSE(ref.empty());
   expect_sane(ref, c.name);
   double eb = 0, es = 0;

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "torch_ref.h"
 
 namespace slm {
 namespace {
@@ -48,15 +49,6 @@ const Reference& reference() {
     return r;
   }();
   return ref;
-}
-
-double rel_err(const float* a, const float* b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::fabs(static_cast<double>(b[i])));
-  }
-  return num / den;
 }
 
 std::unique_ptr<Model> load_stories() {
@@ -110,7 +102,7 @@ TEST(Stories260K, GreedyContinuationMatchesPyTorch) {
   for (int step = 0; step < k_new_tokens; ++step) {
     ASSERT_TRUE(out.ok()) << out.message();
     const float* l = out->data();
-    double rel = rel_err(l, ref.logits.data() + (P - 1 + step) * V, V);
+    double rel = test::logits_rel_err(l, ref.logits.data() + (P - 1 + step) * V, V);
     worst = std::max(worst, rel);
     EXPECT_LE(rel, 1e-4) << "step " << step;
     int32_t next = static_cast<int32_t>(std::max_element(l, l + V) - l);
@@ -136,7 +128,8 @@ TEST(Stories260K, BatchedAllLogitsMatchPyTorch) {
   ASSERT_EQ(out->size(), seq.size() * static_cast<size_t>(V));
   double worst = 0;
   for (size_t t = 0; t < seq.size(); ++t) {
-    worst = std::max(worst, rel_err(out->data() + t * V, ref.logits.data() + t * V, V));
+    worst =
+        std::max(worst, test::logits_rel_err(out->data() + t * V, ref.logits.data() + t * V, V));
   }
   EXPECT_LE(worst, 1e-4);
   std::printf("stories260K: batched %zu positions, worst rel err %.3g\n", seq.size(), worst);
