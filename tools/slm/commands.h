@@ -17,6 +17,8 @@ void add_info(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_template(CLI::App& app);
 void add_perplexity(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_bench(CLI::App& app);
 
 // The process exit code a subcommand callback sets.
 int& exit_code();

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   slm::cli::add_tokenize(app);
   slm::cli::add_template(app);
   slm::cli::add_perplexity(app);
+  slm::cli::add_quantize(app);
+  slm::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,8 @@
+// slm bench (registration placeholder; the command lands with its implementation).
+#include "commands.h"
+
+namespace slm::cli {
+
+void add_bench(CLI::App&) {}
+
+}  // namespace slm::cli
