@@ -1,0 +1,415 @@
+// AVX2/FMA/F16C kernels of the legacy weight family: activation quantizers bit-exact with the
+// scalar ones, integer tile kernels on 8-bit activations, float tile kernels and dequantizers.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/qdot_legacy_impl.h"
+#include "kernels/simd.h"
+
+// The dequantizers must round the multiply and the add separately, as dequantize_row does;
+// GCC would otherwise fuse _mm256_mul_ps + _mm256_add_ps (they are plain vector arithmetic).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace slm::legacy {
+
+namespace {
+
+// Register tiles (rows x activation columns) of the drivers. For the integer kernels each
+// loaded weight block is reused across the columns, each activation block across the rows.
+constexpr int k_int_rows = 4, k_int_cols = 2;
+constexpr int k_float_rows = 4, k_float_cols = 2;
+// Columns per pass over the row tiles, so a pass's activations stay in L2 while its weight
+// rows are re-read from L1.
+constexpr int k_col_chunk = 32;
+
+SLM_AVX2 inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// ---- activation quantizers (bit-exact with quantize_block in qdot_legacy.cpp) --------------
+
+// 32 floats -> 32 int8 in order; *d_out = amax / 127. Same operations as the scalar code:
+// exact max, one division, one reciprocal, one multiply, clamp, round to nearest even.
+SLM_AVX2 inline __m256i quantize_block(const float* x, float* d_out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4];
+  __m256 amax = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    // max_ps returns its second operand when the first is NaN, as fmax ignores NaN.
+    amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float d = _mm_cvtss_f32(m) / 127.0f;
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  *d_out = d;
+  const __m256 vid = _mm256_set1_ps(id), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 c = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], vid), lo), hi);
+    q[k] = _mm256_cvtps_epi32(c);
+  }
+  // packs interleave the 128-bit lanes: dword j of the result holds elements of group
+  // (0,4,1,5,2,6,3,7)[j]; the permute restores element order.
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+SLM_AVX2 void quantize_q8_0(const float* x, void* a, int64_t n) {
+  ActBlockQ8_0* b = static_cast<ActBlockQ8_0*>(a);
+  for (int64_t i = 0; i < n / k_block; ++i) {
+    const __m256i q = quantize_block(x + i * k_block, &b[i].d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[i].qs), q);
+  }
+}
+
+SLM_AVX2 void quantize_q8_1(const float* x, void* a, int64_t n) {
+  ActBlockQ8_1* b = static_cast<ActBlockQ8_1*>(a);
+  for (int64_t i = 0; i < n / k_block; ++i) {
+    const __m256i q = quantize_block(x + i * k_block, &b[i].d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[i].qs), q);
+    const __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q),
+                                          _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    b[i].s = b[i].d * static_cast<float>(_mm_cvtsi128_si32(s));
+  }
+}
+
+// ---- weight blocks -----------------------------------------------------------------------------
+
+// 16 bytes of packed nibbles -> 32 bytes: low nibbles are elements 0..15, high ones 16..31.
+SLM_AVX2 inline __m256i nibbles(const uint8_t* qs) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(x), _mm_srli_epi16(x, 4), 1);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits (u32 LE at p) -> 32 bytes, 0x10 where bit j is set: byte j first receives qh byte
+// j / 8, then all bits but bit j % 8 are set, so it is all-ones exactly when that bit is.
+SLM_AVX2 inline __m256i fifth_bits(const uint8_t* p) {
+  uint32_t qh;
+  std::memcpy(&qh, p, 4);
+  const __m256i spread = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                            0x0202020202020202, 0x0303030303030303);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)), spread);
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  bytes = _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+  return _mm256_and_si256(bytes, _mm256_set1_epi8(0x10));
+}
+
+// How a block's integer quants q relate to its values: signed (value = d q), offset
+// (value = d (q - offset), q unsigned) or affine (value = d q + m, q unsigned).
+enum class Kind { signed_q, offset_q, affine_q };
+
+struct WQ8_0 {
+  using Act = ActBlockQ8_0;
+  static constexpr size_t bytes = 34;
+  static constexpr Kind kind = Kind::signed_q;
+  static constexpr int offset = 0;
+  SLM_AVX2 static __m256i quants(const uint8_t* b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+  }
+};
+struct WQ4_0 {
+  using Act = ActBlockQ8_0;
+  static constexpr size_t bytes = 18;
+  static constexpr Kind kind = Kind::offset_q;
+  static constexpr int offset = 8;
+  SLM_AVX2 static __m256i quants(const uint8_t* b) { return nibbles(b + 2); }
+};
+struct WQ5_0 {
+  using Act = ActBlockQ8_0;
+  static constexpr size_t bytes = 22;
+  static constexpr Kind kind = Kind::offset_q;
+  static constexpr int offset = 16;
+  SLM_AVX2 static __m256i quants(const uint8_t* b) {
+    return _mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2));
+  }
+};
+struct WQ4_1 {
+  using Act = ActBlockQ8_1;
+  static constexpr size_t bytes = 20;
+  static constexpr Kind kind = Kind::affine_q;
+  static constexpr int offset = 0;
+  SLM_AVX2 static __m256i quants(const uint8_t* b) { return nibbles(b + 4); }
+};
+struct WQ5_1 {
+  using Act = ActBlockQ8_1;
+  static constexpr size_t bytes = 24;
+  static constexpr Kind kind = Kind::affine_q;
+  static constexpr int offset = 0;
+  SLM_AVX2 static __m256i quants(const uint8_t* b) {
+    return _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
+  }
+};
+
+// ---- integer tile: R weight rows x C activation columns -------------------------------------
+
+// Per block and (row, column): the 32 products summed in int32 lanes (maddubs: u8 x s8 pairs
+// into int16, which cannot saturate: |q_w| <= 31 unsigned, or |q_w| <= 128 with the sign
+// moved onto the activation, and |q_a| <= 127), then acc += (d_w d_a) * lanes in float.
+// Offset types subtract offset * Σ q_a (per column, shared by the rows) in the integer domain;
+// affine types add m_w * s_a.
+template <class W>
+struct IntTile {
+  template <int R, int C>
+  SLM_AVX2 static void run(int64_t n, const uint8_t* w, size_t bw, const uint8_t* a, size_t ba,
+                           float* s, int64_t ls) {
+    using Act = typename W::Act;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256 acc[R][C];
+    float macc[R][C];
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) {
+        acc[r][c] = _mm256_setzero_ps();
+        macc[r][c] = 0;
+      }
+    }
+    const int64_t nb = n / k_block;
+    for (int64_t i = 0; i < nb; ++i) {
+      __m256i q[R], qabs[R];
+      float dw[R], mw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* b = w + static_cast<size_t>(r) * bw + static_cast<size_t>(i) * W::bytes;
+        q[r] = W::quants(b);
+        dw[r] = half_at(b);
+        if constexpr (W::kind == Kind::signed_q) qabs[r] = _mm256_abs_epi8(q[r]);
+        if constexpr (W::kind == Kind::affine_q) mw[r] = half_at(b + 2);
+      }
+      for (int c = 0; c < C; ++c) {
+        const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
+        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
+        const float da = ab->d;
+        __m256i corr = _mm256_setzero_si256();
+        if constexpr (W::kind == Kind::offset_q) {
+          corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(W::offset), av), ones16);
+        }
+        for (int r = 0; r < R; ++r) {
+          __m256i p;
+          if constexpr (W::kind == Kind::signed_q) {
+            p = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(av, q[r]));
+          } else {
+            p = _mm256_maddubs_epi16(q[r], av);
+          }
+          __m256i s32 = _mm256_madd_epi16(p, ones16);
+          if constexpr (W::kind == Kind::offset_q) s32 = _mm256_sub_epi32(s32, corr);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(s32), acc[r][c]);
+          if constexpr (W::kind == Kind::affine_q) macc[r][c] += mw[r] * ab->s;
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) s[c * ls + r] = hsum256(acc[r][c]) + macc[r][c];
+    }
+  }
+};
+
+// ---- float tile: F32 / F16 / BF16 weights with F32 activations --------------------------------
+
+template <DType T>
+SLM_AVX2 inline __m256 load8(const uint8_t* p, int64_t k) {
+  if constexpr (T == DType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p) + k);
+  } else if constexpr (T == DType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * k)));
+  } else {
+    const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * k)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+  }
+}
+
+template <DType T>
+inline float load1(const uint8_t* p, int64_t k) {
+  if constexpr (T == DType::F32) {
+    float f;
+    std::memcpy(&f, p + 4 * k, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * k, 2);
+    return T == DType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  }
+}
+
+template <DType T>
+struct FloatTile {
+  template <int R, int C>
+  SLM_AVX2 static void run(int64_t n, const uint8_t* w, size_t bw, const uint8_t* a, size_t ba,
+                           float* s, int64_t ls) {
+    __m256 acc[R][C];
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+    }
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = load8<T>(w + static_cast<size_t>(r) * bw, k);
+      for (int c = 0; c < C; ++c) {
+        const __m256 av = load8<DType::F32>(a + static_cast<size_t>(c) * ba, k);
+        for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(wv[r], av, acc[r][c]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wr = w + static_cast<size_t>(r) * bw;
+      for (int c = 0; c < C; ++c) {
+        const uint8_t* ac = a + static_cast<size_t>(c) * ba;
+        float tail = 0;
+        for (int64_t j = k; j < n; ++j) tail += load1<T>(wr, j) * load1<DType::F32>(ac, j);
+        s[c * ls + r] = hsum256(acc[r][c]) + tail;
+      }
+    }
+  }
+};
+
+// ---- driver: any nr x nc as register tiles plus remainders -------------------------------------
+
+using BlockFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+
+template <class K, int RT, int CT, size_t... I>
+constexpr std::array<BlockFn, RT * CT> make_table(std::index_sequence<I...>) {
+  return {{&K::template run<static_cast<int>(I) / CT + 1, static_cast<int>(I) % CT + 1>...}};
+}
+
+template <class K, int RT, int CT>
+SLM_AVX2 void tile_driver(int64_t n, const void* w, size_t bw, int nr, const void* a, size_t ba,
+                          int nc, float* s, int64_t ls) {
+  static constexpr std::array<BlockFn, RT * CT> table =
+      make_table<K, RT, CT>(std::make_index_sequence<RT * CT>());
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  for (int c0 = 0; c0 < nc; c0 += k_col_chunk) {
+    const int c1 = std::min(nc, c0 + k_col_chunk);
+    for (int r = 0; r < nr; r += RT) {
+      const int rr = std::min(RT, nr - r);
+      for (int c = c0; c < c1; c += CT) {
+        const int cc = std::min(CT, c1 - c);
+        table[static_cast<size_t>((rr - 1) * CT + cc - 1)](
+            n, wb + static_cast<size_t>(r) * bw, bw, ab + static_cast<size_t>(c) * ba, ba,
+            s + static_cast<int64_t>(c) * ls + r, ls);
+      }
+    }
+  }
+}
+
+template <class W>
+constexpr DotTileFn int_tile = &tile_driver<IntTile<W>, k_int_rows, k_int_cols>;
+template <DType T>
+constexpr DotTileFn float_tile = &tile_driver<FloatTile<T>, k_float_rows, k_float_cols>;
+
+const DotKernel k_avx2[] = {
+    {DType::F32, ActType::f32, nullptr, float_tile<DType::F32>, k_float_rows, k_float_cols, "avx2"},
+    {DType::F16, ActType::f32, nullptr, float_tile<DType::F16>, k_float_rows, k_float_cols, "avx2"},
+    {DType::BF16, ActType::f32, nullptr, float_tile<DType::BF16>, k_float_rows, k_float_cols,
+     "avx2"},
+    {DType::Q8_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ8_0>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q4_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ4_0>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q5_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ5_0>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q4_1, ActType::q8_1, &quantize_q8_1, int_tile<WQ4_1>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q5_1, ActType::q8_1, &quantize_q8_1, int_tile<WQ5_1>, k_int_rows, k_int_cols, "avx2"},
+};
+
+// ---- dequantizers (bit-exact with dequantize_row) ---------------------------------------------
+
+// value = (float)(q - offset) * d [+ m]: the integer subtraction is exact, then one rounded
+// multiply and (affine types) one rounded add, as in the scalar code.
+template <class W>
+SLM_AVX2 void dequant_blocks(const uint8_t* b, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, b += W::bytes, y += k_block) {
+    const __m256i q = W::quants(b);
+    const __m256 d = _mm256_set1_ps(half_at(b));
+    const __m256 m = _mm256_set1_ps(W::kind == Kind::affine_q ? half_at(b + 2) : 0.0f);
+    const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    for (int k = 0; k < 4; ++k) {
+      const __m128i h = halves[k / 2];
+      __m256i i32 = _mm256_cvtepi8_epi32(k % 2 ? _mm_srli_si128(h, 8) : h);
+      if constexpr (W::offset != 0) i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(W::offset));
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(i32), d);
+      if constexpr (W::kind == Kind::affine_q) v = _mm256_add_ps(v, m);
+      _mm256_storeu_ps(y + 8 * k, v);
+    }
+  }
+}
+
+// vcvtph2ps quiets signaling NaNs (sets float bit 22); fp16_to_fp32 keeps the payload as it
+// is. Lanes that are NaN while the half's quiet bit (bit 9) was clear get bit 22 cleared.
+SLM_AVX2 inline __m256 keep_snan(__m256 f, const uint8_t* p) {
+  const __m256 nan = _mm256_cmp_ps(f, f, _CMP_UNORD_Q);
+  if (_mm256_movemask_ps(nan) == 0) return f;
+  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i signaling = _mm256_and_si256(
+      _mm256_castps_si256(nan),
+      _mm256_cmpeq_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x200)), _mm256_setzero_si256()));
+  const __m256i bit = _mm256_and_si256(signaling, _mm256_set1_epi32(0x00400000));
+  return _mm256_castsi256_ps(_mm256_andnot_si256(bit, _mm256_castps_si256(f)));
+}
+
+template <DType T>
+SLM_AVX2 void dequant_plain(const uint8_t* b, float* y, int64_t n) {
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    __m256 v = load8<T>(b, k);
+    if constexpr (T == DType::F16) v = keep_snan(v, b + 2 * k);
+    _mm256_storeu_ps(y + k, v);
+  }
+  for (; k < n; ++k) y[k] = load1<T>(b, k);
+}
+
+}  // namespace
+
+const DotKernel* avx2_kernel(DType w) {
+  for (const DotKernel& k : k_avx2) {
+    if (k.wtype == w) return &k;
+  }
+  return nullptr;
+}
+
+bool avx2_dequantize(DType t, const void* src, float* dst, int64_t n) {
+  const uint8_t* b = static_cast<const uint8_t*>(src);
+  if (n < 0) return false;
+  const int64_t nb = n / k_block;
+  const bool whole = n % k_block == 0;
+  switch (t) {
+    case DType::F32:
+      if (n) std::memcpy(dst, b, static_cast<size_t>(n) * 4);
+      return true;
+    case DType::F16:
+      dequant_plain<DType::F16>(b, dst, n);
+      return true;
+    case DType::BF16:
+      dequant_plain<DType::BF16>(b, dst, n);
+      return true;
+    case DType::Q8_0:
+      if (whole) dequant_blocks<WQ8_0>(b, dst, nb);
+      return whole;
+    case DType::Q4_0:
+      if (whole) dequant_blocks<WQ4_0>(b, dst, nb);
+      return whole;
+    case DType::Q5_0:
+      if (whole) dequant_blocks<WQ5_0>(b, dst, nb);
+      return whole;
+    case DType::Q4_1:
+      if (whole) dequant_blocks<WQ4_1>(b, dst, nb);
+      return whole;
+    case DType::Q5_1:
+      if (whole) dequant_blocks<WQ5_1>(b, dst, nb);
+      return whole;
+    default:
+      return false;
+  }
+}
+
+}  // namespace slm::legacy
