@@ -1,0 +1,478 @@
+// sgemm and matmul_gemm: Goto/BLIS blocking (KC x NC panels of B, MC x KC blocks of A, both
+// packed into register-tile order) around a 6x16 AVX2/FMA micro-kernel, plus a scalar twin.
+#include "kernels/gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/qdot.h"
+#include "kernels/simd.h"
+
+namespace slm {
+
+namespace {
+
+// Register tile: 6 rows of C x 16 columns = 12 ymm accumulators, leaving 4 registers for two
+// B vectors and the A broadcasts; per k step 8 loads feed 12 FMAs, within Zen 3's load ports.
+constexpr int64_t k_mr = 6;
+constexpr int64_t k_nr = 16;
+// KC x 16 floats of B (16 KiB) stay in the 32 KiB L1d during a sweep over A's micro-panels;
+// the MC x KC block of A (MC * 1 KiB) stays in the 1 MiB L2. KC is a multiple of 256 so that
+// every K block of a quantized weight row starts on a block boundary (K-quants hold 256).
+constexpr int64_t k_kc = 256;
+constexpr int64_t k_mc = 144;
+constexpr int64_t k_nc = 4096;
+static_assert(k_kc % 256 == 0 && k_mc % k_mr == 0 && k_nc % k_nr == 0);
+// 8x8 transposing stores may write up to 2 floats past a 6-wide panel; spare room for that.
+constexpr int64_t k_slack = 16;
+// Below this many flops (~40 us on one core) a thread hand-off costs more than it saves.
+constexpr double k_min_parallel_flops = 4e6;
+
+// ---- per-thread packing buffers ------------------------------------------------------------
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// A 64-byte-aligned float buffer that only grows, so steady-state calls never allocate.
+class AlignedBuffer {
+ public:
+  float* get(int64_t n) {
+    if (n > cap_) {
+      size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+      p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      cap_ = p_ ? n : 0;
+    }
+    return p_.get();
+  }
+
+ private:
+  std::unique_ptr<float, FreeDeleter> p_;
+  int64_t cap_ = 0;
+};
+
+struct PackBuffers {
+  AlignedBuffer a;    // MC x KC block of op(A), 6-row micro-panels
+  AlignedBuffer b;    // KC x NC block of op(B), 16-column micro-panels
+  AlignedBuffer tmp;  // 16 weight rows x KC converted to F32 before transposing
+};
+
+PackBuffers& thread_buffers() {
+  thread_local PackBuffers bufs;
+  return bufs;
+}
+
+// ---- packing -------------------------------------------------------------------------------
+// A micro-panel of width R holds, for each k, R consecutive floats: dst[k * R + r].
+
+// Source rows are contiguous along k (A not transposed, B transposed, weight rows): row r
+// starts at src + r * ld. Rows r >= n are zero. Scalar form.
+template <int R>
+void pack_rows_scalar(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t r = 0; r < R; ++r) dst[k * R + r] = r < n ? src[r * ld + k] : 0.0f;
+  }
+}
+
+SLM_AVX2 inline void transpose8x8(__m256 v[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// AVX2 form: 8 rows x 8 k at a time through an 8x8 transpose. For R = 6 each 8-float store
+// spills 2 floats into the next k's slots, which the next store overwrites; the last one
+// lands in the following panel (packed after this one) or the buffer's slack.
+template <int R>
+SLM_AVX2 void pack_rows_avx2(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  for (int64_t g = 0; g < R; g += 8) {
+    const int64_t rows = std::clamp<int64_t>(n - g, 0, 8);
+    const float* base = src + g * ld;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 v[8];
+      for (int64_t r = 0; r < 8; ++r) {
+        v[r] = r < rows ? _mm256_loadu_ps(base + r * ld + k) : _mm256_setzero_ps();
+      }
+      transpose8x8(v);
+      for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * R + g, v[j]);
+    }
+    const int64_t r_end = std::min<int64_t>(R, g + 8);
+    for (; k < kc; ++k) {
+      for (int64_t r = g; r < r_end; ++r) dst[k * R + r] = r < n ? src[r * ld + k] : 0.0f;
+    }
+  }
+}
+
+// Source is k-major (A transposed, B not transposed): element (k, c) at src[k * ld + c].
+// Columns c >= n are zero. Plain copies, fast enough without intrinsics.
+template <int R>
+void pack_cols(const float* src, int64_t ld, int64_t n, int64_t kc, float* dst) {
+  if (n == R) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * R, src + k * ld, R * sizeof(float));
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    std::memcpy(dst + k * R, src + k * ld, static_cast<size_t>(n) * sizeof(float));
+    std::fill(dst + k * R + n, dst + (k + 1) * R, 0.0f);
+  }
+}
+
+// ---- micro-kernels ---------------------------------------------------------------------------
+// c (6 x 16, row stride ldc) = alpha * Σ_k a[k*6 + i] * b[k*16 + j] + beta * c; beta == 0
+// does not read c.
+
+void kernel_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                   float alpha, float beta) {
+  float acc[k_mr][k_nr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t i = 0; i < k_mr; ++i) {
+      const float ai = a[k * k_mr + i];
+      for (int64_t j = 0; j < k_nr; ++j) acc[i][j] += ai * b[k * k_nr + j];
+    }
+  }
+  for (int64_t i = 0; i < k_mr; ++i) {
+    for (int64_t j = 0; j < k_nr; ++j) {
+      const float v = alpha * acc[i][j];
+      c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
+    }
+  }
+}
+
+SLM_AVX2 inline void store_row(float* c, __m256 x0, __m256 x1, __m256 va, __m256 vb,
+                               bool read_c) {
+  x0 = _mm256_mul_ps(x0, va);
+  x1 = _mm256_mul_ps(x1, va);
+  if (read_c) {
+    x0 = _mm256_fmadd_ps(_mm256_loadu_ps(c), vb, x0);
+    x1 = _mm256_fmadd_ps(_mm256_loadu_ps(c + 8), vb, x1);
+  }
+  _mm256_storeu_ps(c, x0);
+  _mm256_storeu_ps(c + 8, x1);
+}
+
+SLM_AVX2 void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                          float alpha, float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += k_mr;
+    b += k_nr;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+  store_row(c + 0 * ldc, c00, c01, va, vb, read_c);
+  store_row(c + 1 * ldc, c10, c11, va, vb, read_c);
+  store_row(c + 2 * ldc, c20, c21, va, vb, read_c);
+  store_row(c + 3 * ldc, c30, c31, va, vb, read_c);
+  store_row(c + 4 * ldc, c40, c41, va, vb, read_c);
+  store_row(c + 5 * ldc, c50, c51, va, vb, read_c);
+}
+
+// One instruction set's packing routines and micro-kernel.
+struct Isa {
+  void (*pack_rows6)(const float*, int64_t, int64_t, int64_t, float*);
+  void (*pack_rows16)(const float*, int64_t, int64_t, int64_t, float*);
+  void (*kernel)(int64_t, const float*, const float*, float*, int64_t, float, float);
+};
+
+constexpr Isa k_isa_scalar = {pack_rows_scalar<6>, pack_rows_scalar<16>, kernel_scalar};
+constexpr Isa k_isa_avx2 = {pack_rows_avx2<6>, pack_rows_avx2<16>, kernel_avx2};
+
+const Isa& best_isa() {
+  static const bool avx2 = cpu_has_avx2_fma();
+  return avx2 ? k_isa_avx2 : k_isa_scalar;
+}
+
+// ---- operand sources -------------------------------------------------------------------------
+
+// op(A) as a float matrix: packs rows [i0, i0+mr) x k in [k0, k0+kc) into a 6-row panel.
+struct ASource {
+  const float* a;
+  int64_t lda;
+  bool trans;
+
+  void pack(const Isa& isa, int64_t i0, int64_t mr, int64_t k0, int64_t kc, float* dst) const {
+    if (trans) {
+      pack_cols<k_mr>(a + k0 * lda + i0, lda, mr, kc, dst);
+    } else {
+      isa.pack_rows6(a + i0 * lda + k0, lda, mr, kc, dst);
+    }
+  }
+};
+
+// op(B): a float matrix, or the transpose of a weight tensor of any dtype (B(k, j) = W[j][k]).
+// Packs columns [j0, j0+nr) x k in [k0, k0+kc) into a 16-column panel.
+struct BSource {
+  const float* b = nullptr;  // float matrix (also F32 weights that are float-aligned)
+  int64_t ldb = 0;
+  bool trans = false;
+  const TensorView* w = nullptr;  // converted weight rows when b is null
+
+  void pack(const Isa& isa, int64_t j0, int64_t nr, int64_t k0, int64_t kc, float* dst) const {
+    if (b && !trans) {
+      pack_cols<k_nr>(b + k0 * ldb + j0, ldb, nr, kc, dst);
+    } else if (b) {
+      isa.pack_rows16(b + j0 * ldb + k0, ldb, nr, kc, dst);
+    } else {
+      // k0 is a multiple of KC, hence of the block size: the slice starts on a block.
+      const DTypeTraits* tr = dtype_traits(w->dtype);
+      const uint64_t offset = static_cast<uint64_t>(k0 / tr->block_size) *
+                              static_cast<uint64_t>(tr->type_size);
+      float* tmp = thread_buffers().tmp.get(k_nr * k_kc);
+      for (int64_t r = 0; r < nr; ++r) {
+        dequantize_row_fast(w->dtype, w->row(j0 + r) + offset, tmp + r * kc, kc);
+      }
+      isa.pack_rows16(tmp, kc, nr, kc, dst);
+    }
+  }
+};
+
+struct Problem {
+  int64_t M, N, K;
+  float alpha, beta;
+  ASource a;
+  BSource b;
+  float* c;
+  int64_t ldc;
+  const Isa* isa;
+};
+
+// ---- the blocked loops -----------------------------------------------------------------------
+
+// C[m0:m1, n0:n1] of the problem, on the calling thread. B panels are packed the first time
+// the MC loop reaches them (while they are still in L1) and reused by later MC blocks.
+void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const Isa& isa = *p.isa;
+  PackBuffers& bufs = thread_buffers();
+  float* ap = bufs.a.get(k_mc * k_kc + k_slack);
+  float* bp = bufs.b.get(k_kc * std::min(k_nc, (n1 - n0 + k_nr - 1) / k_nr * k_nr) + k_slack);
+  alignas(32) float edge[k_mr * k_nr];
+
+  for (int64_t jc = n0; jc < n1; jc += k_nc) {
+    const int64_t nc = std::min(k_nc, n1 - jc);
+    for (int64_t pc = 0; pc < p.K; pc += k_kc) {
+      const int64_t kc = std::min(k_kc, p.K - pc);
+      // The first K block applies the caller's beta; later ones accumulate onto it.
+      const float beta = pc == 0 ? p.beta : 1.0f;
+      for (int64_t ic = m0; ic < m1; ic += k_mc) {
+        const int64_t mc = std::min(k_mc, m1 - ic);
+        for (int64_t ir = 0; ir < mc; ir += k_mr) {
+          p.a.pack(isa, ic + ir, std::min(k_mr, mc - ir), pc, kc, ap + ir * kc);
+        }
+        for (int64_t jr = 0; jr < nc; jr += k_nr) {
+          const int64_t nr = std::min(k_nr, nc - jr);
+          float* bpanel = bp + jr * kc;
+          if (ic == m0) p.b.pack(isa, jc + jr, nr, pc, kc, bpanel);
+          for (int64_t ir = 0; ir < mc; ir += k_mr) {
+            const int64_t mr = std::min(k_mr, mc - ir);
+            float* c = p.c + (ic + ir) * p.ldc + jc + jr;
+            if (mr == k_mr && nr == k_nr) {
+              isa.kernel(kc, ap + ir * kc, bpanel, c, p.ldc, p.alpha, beta);
+              continue;
+            }
+            // Ragged edge: full tile into a scratch tile, then the valid part into C.
+            isa.kernel(kc, ap + ir * kc, bpanel, edge, k_nr, p.alpha, 0.0f);
+            for (int64_t i = 0; i < mr; ++i) {
+              for (int64_t j = 0; j < nr; ++j) {
+                float& dst = c[i * p.ldc + j];
+                dst = beta == 0.0f ? edge[i * k_nr + j] : edge[i * k_nr + j] + beta * dst;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits C into jobs for the pool: along N (each job packs all of A, its own B columns) or
+// along M (each job packs all of B). Two jobs per thread let a thread that was delayed by
+// another process hand work to the one that was not.
+void run_problem(const Problem& p, ThreadPool* pool, bool split_n_only) {
+  const int nt = pool ? pool->n_threads() : 1;
+  const double flops = 2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) *
+                       static_cast<double>(p.K);
+  if (nt <= 1 || flops < k_min_parallel_flops) {
+    run_block(p, 0, p.M, 0, p.N);
+    return;
+  }
+  const bool along_n = split_n_only || p.N >= p.M;
+  const int64_t extent = along_n ? p.N : p.M, unit = along_n ? k_nr : k_mr;
+  const int64_t units = (extent + unit - 1) / unit;
+  const int64_t want = std::min<int64_t>(units, 2 * static_cast<int64_t>(nt));
+  const int64_t per = (units + want - 1) / want * unit;
+  const int64_t jobs = (extent + per - 1) / per;
+  pool->parallel_for(
+      jobs,
+      [&](int64_t jb, int64_t je) {
+        for (int64_t j = jb; j < je; ++j) {
+          const int64_t lo = j * per, hi = std::min(extent, lo + per);
+          if (along_n) {
+            run_block(p, 0, p.M, lo, hi);
+          } else {
+            run_block(p, lo, hi, 0, p.N);
+          }
+        }
+      },
+      1);
+}
+
+// C *= beta (C = 0 when beta == 0, whatever C held): the whole result when K or alpha is 0.
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* row = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+  }
+}
+
+void sgemm_with(const Isa& isa, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                float beta, float* C, int64_t ldc, ThreadPool* pool) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  Problem p{M, N, K, alpha, beta, ASource{A, lda, trans_a}, BSource{}, C, ldc, &isa};
+  p.b.b = B;
+  p.b.ldb = ldb;
+  p.b.trans = trans_b;
+  run_problem(p, pool, false);
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc, ThreadPool* pool) {
+  sgemm_with(best_isa(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+}
+
+void sgemm_portable(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                    float* C, int64_t ldc, ThreadPool* pool) {
+  sgemm_with(k_isa_scalar, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+             pool);
+}
+
+void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        const double b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        acc += a * b;
+      }
+      const double prev = beta == 0.0f ? 0.0 : static_cast<double>(beta) * C[i * ldc + j];
+      C[i * ldc + j] = static_cast<float>(static_cast<double>(alpha) * acc + prev);
+    }
+  }
+}
+
+Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
+  if (!matmul_supports(w.dtype)) {
+    return error("matmul_gemm: tensor '%s' has unsupported dtype %s", w.name.c_str(),
+                 dtype_name(w.dtype));
+  }
+  if (w.ne[2] != 1 || w.ne[3] != 1) {
+    return error("matmul_gemm: tensor '%s' is not 2-D (%s)", w.name.c_str(),
+                 w.shape_string().c_str());
+  }
+  const int64_t in = w.ne[0], out = w.ne[1];
+  uint64_t row_bytes = 0;
+  if (in < 0 || out < 0 || !dtype_row_bytes(w.dtype, in, &row_bytes) ||
+      (out > 0 && w.row_bytes() != row_bytes)) {
+    return error("matmul_gemm: tensor '%s' (%s, %s) has rows that are not whole %s blocks",
+                 w.name.c_str(), dtype_name(w.dtype), w.shape_string().c_str(),
+                 dtype_name(w.dtype));
+  }
+  if (T <= 0 || out == 0) return Status();
+  if (in == 0) {
+    std::fill(y, y + T * out, 0.0f);
+    return Status();
+  }
+  Problem p{T, out, in, 1.0f, 0.0f, ASource{x, in, false}, BSource{}, y, out, &best_isa()};
+  // F32 rows are read in place when float-aligned (safetensors data need not be).
+  if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
+    p.b.b = static_cast<const float*>(w.data);
+    p.b.ldb = in;
+    p.b.trans = true;
+  } else {
+    p.b.w = &w;
+  }
+  run_problem(p, pool, true);
+  return Status();
+}
+
+double measure_sgemm_gflops(ThreadPool* pool, double min_seconds) {
+  constexpr int64_t n = 1024;
+  std::vector<float> a(n * n), b(n * n), c(n * n);
+  uint32_t s = 12345;
+  for (auto* v : {&a, &b}) {
+    for (float& f : *v) {
+      s = s * 1664525u + 1013904223u;  // any values in [-1, 1) will do
+      f = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
+    }
+  }
+  using Clock = std::chrono::steady_clock;
+  double best = 1e30, total = 0.0;
+  sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n, pool);
+  for (int run = 0; run < 3 || total < min_seconds; ++run) {
+    const auto t0 = Clock::now();
+    sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n, pool);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::min(best, dt);
+    total += dt;
+  }
+  return 2.0 * static_cast<double>(n) * n * n / best * 1e-9;
+}
+
+}  // namespace slm
