@@ -2,6 +2,8 @@
 // Blocks are read byte-wise (memcpy for multi-byte fields) since tensor data may be unaligned.
 #include "kernels/quant.h"
 
+#include "kernels/quantize_k.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -459,6 +461,7 @@ Status dequantize_row_checked(DType t, const void* src, float* dst, int64_t n) {
 Status quantize_row(DType t, const float* src, void* dst, int64_t n) {
   const DTypeTraits* tr = dtype_traits(t);
   if (!tr) return error("quantize: unknown type id %u", static_cast<unsigned>(t));
+  if (is_k_quant(t)) return quantize_row_k(t, src, dst, n);
   uint8_t* out = static_cast<uint8_t*>(dst);
   switch (t) {
     case DType::F32:

@@ -24,9 +24,11 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // of the block size.
 Status dequantize_row_checked(DType t, const void* src, float* dst, int64_t n);
 
-// Reference quantizers (the ggml reference formulas: amax or min/max scaling, round to
-// nearest) for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; dst receives n / block_size
-// blocks. Errors for other types, n not a multiple of the block size, or non-finite input.
+// Quantizers: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 use the ggml reference formulas
+// (amax or min/max scaling, round to nearest); Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K go to
+// quantize_row_k (kernels/quantize_k.h: error-minimizing scale search). dst receives
+// n / block_size blocks. Errors for other types, n not a multiple of the block size,
+// non-finite input, or (K types) values beyond the fp16 block-scale range.
 Status quantize_row(DType t, const float* src, void* dst, int64_t n);
 
 }  // namespace slm
