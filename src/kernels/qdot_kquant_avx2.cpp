@@ -1,0 +1,251 @@
+// AVX2 tile kernels for Q2_K..Q6_K weights with Q8_K activations: integer dot products
+// (maddubs: unsigned weight quant x signed activation; madd: x sub-block scale) per super-block.
+//
+// Shapes: a weight row is nb = n / 256 super-blocks; an activation row nb ActBlockQ8_K. Each
+// super-block is decoded once into eight 32-byte vectors of unsigned quants (chunk c = elements
+// 32c..32c+31) and dotted with up to four activation columns, so prompt batches reuse the decode.
+// Integer ranges: maddubs pairs stay below 2 * 63 * 127 = 16002 (no int16 saturation), and the
+// int32 super-block sums below 2^28, so only the final per-super-block scaling is in float.
+#include <algorithm>
+
+#include "kernels/qdot_kquant_internal.h"
+
+namespace slm::kquant {
+
+namespace {
+
+SLM_AVX2 inline __m256i dot_chunk(__m256i q, const int8_t* a, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(q, loadu256(a)), scale16);
+}
+
+// Byte-shuffle controls selecting one int16 of each 128-bit lane and repeating it across the
+// lane. For 16-element sub-blocks (two per chunk, one per lane): chunk s of a half uses scales
+// 2s (low lane) and 2s+1 (high lane) of the half's eight. For 32-element sub-blocks (Q4_K,
+// Q5_K) both lanes take scale c.
+SLM_AVX2 inline __m256i pair_ctrl(int s) {
+  const __m128i lo = _mm_set1_epi16(static_cast<int16_t>(((4 * s + 1) << 8) | (4 * s)));
+  const __m128i hi = _mm_set1_epi16(static_cast<int16_t>(((4 * s + 3) << 8) | (4 * s + 2)));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+SLM_AVX2 inline __m256i single_ctrl(int c) {
+  return _mm256_set1_epi16(static_cast<int16_t>(((2 * c + 1) << 8) | (2 * c)));
+}
+
+SLM_AVX2 inline float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+// 16 int16 scales [s0..s7 | s8..s15] -> the eight per-chunk scale vectors.
+SLM_AVX2 inline void scales16_to_chunks(__m256i s16, __m256i sc[8]) {
+  const __m256i lo = _mm256_permute2x128_si256(s16, s16, 0x00);
+  const __m256i hi = _mm256_permute2x128_si256(s16, s16, 0x11);
+  for (int s = 0; s < 4; ++s) {
+    sc[s] = _mm256_shuffle_epi8(lo, pair_ctrl(s));
+    sc[4 + s] = _mm256_shuffle_epi8(hi, pair_ctrl(s));
+  }
+}
+
+SLM_AVX2 inline __m256i load_bsums(const ActBlockQ8_K* ab) { return loadu256(ab->bsums); }
+
+// ---- per-type parts: prepare (decode quants + scales), finish (float scaling) ---------------
+
+struct Q2K {
+  static constexpr size_t bytes = k_q2_k_bytes;
+  struct Prep {
+    __m256i sc[8];
+    __m256i mins;  // 16 int16, one per sub-block
+    float d, dmin;
+  };
+  SLM_AVX2 static void prepare(const uint8_t* b, __m256i q[8], Prep* p) {
+    decode_q2_k(b, q);
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    scales16_to_chunks(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)), p->sc);
+    p->mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+    p->d = half_to_float(b + 80);
+    p->dmin = half_to_float(b + 82);
+  }
+  SLM_AVX2 static __m256 finish(const Prep& p, const ActBlockQ8_K* ab, __m256i sumi, __m256 acc) {
+    const __m256i msum = _mm256_madd_epi16(load_bsums(ab), p.mins);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(p.d * ab->d), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(-p.dmin * ab->d), acc);
+  }
+};
+
+// Q3_K and Q6_K store q - offset with signed scales: Σ sc (q - off) a = Σ sc q a - off Σ sc bsum.
+template <int Offset>
+struct SignedPrep {
+  __m256i sc[8];
+  __m256i sc16;  // 16 int16 scales, for the offset term
+  float d;
+};
+template <int Offset>
+SLM_AVX2 inline __m256 finish_signed(const SignedPrep<Offset>& p, const ActBlockQ8_K* ab,
+                                     __m256i sumi, __m256 acc) {
+  const __m256i corr = _mm256_madd_epi16(load_bsums(ab), p.sc16);
+  sumi = _mm256_sub_epi32(sumi, _mm256_mullo_epi32(corr, _mm256_set1_epi32(Offset)));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(p.d * ab->d), acc);
+}
+
+struct Q3K {
+  static constexpr size_t bytes = k_q3_k_bytes;
+  using Prep = SignedPrep<4>;
+  SLM_AVX2 static void prepare(const uint8_t* b, __m256i q[8], Prep* p) {
+    decode_q3_k(b, q);
+    int8_t sc[16];
+    unpack_scales_q3_k(b + 96, sc);
+    p->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    scales16_to_chunks(p->sc16, p->sc);
+    p->d = half_to_float(b + 108);
+  }
+  SLM_AVX2 static __m256 finish(const Prep& p, const ActBlockQ8_K* ab, __m256i sumi, __m256 acc) {
+    return finish_signed(p, ab, sumi, acc);
+  }
+};
+
+struct Q6K {
+  static constexpr size_t bytes = k_q6_k_bytes;
+  using Prep = SignedPrep<32>;
+  SLM_AVX2 static void prepare(const uint8_t* b, __m256i q[8], Prep* p) {
+    decode_q6_k(b, q);
+    p->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)));
+    scales16_to_chunks(p->sc16, p->sc);
+    p->d = half_to_float(b + 208);
+  }
+  SLM_AVX2 static __m256 finish(const Prep& p, const ActBlockQ8_K* ab, __m256i sumi, __m256 acc) {
+    return finish_signed(p, ab, sumi, acc);
+  }
+};
+
+// Q4_K and Q5_K: eight 32-element sub-blocks with 6-bit scales and mins.
+struct K4Prep {
+  __m256i sc[8];
+  __m128i mins;  // 8 int16
+  float d, dmin;
+};
+SLM_AVX2 inline void prepare_k4_scales(const uint8_t* b, K4Prep* p) {
+  uint8_t sm[16];
+  unpack_scales_k4(b + 4, sm);
+  const __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sm)));
+  const __m256i scales = _mm256_permute2x128_si256(s16, s16, 0x00);
+  for (int c = 0; c < 8; ++c) p->sc[c] = _mm256_shuffle_epi8(scales, single_ctrl(c));
+  p->mins = _mm256_extracti128_si256(s16, 1);
+  p->d = half_to_float(b);
+  p->dmin = half_to_float(b + 2);
+}
+SLM_AVX2 inline __m256 finish_k4(const K4Prep& p, const ActBlockQ8_K* ab, __m256i sumi,
+                                 __m256 acc) {
+  // Sub-block j's activation sum is bsums[2j] + bsums[2j+1] (at most 2 * 16 * 127 in int16).
+  const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums)),
+                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums + 8)));
+  const __m128i msum = _mm_madd_epi16(bs, p.mins);
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(p.d * ab->d), acc);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum)),
+                         _mm256_set1_ps(-p.dmin * ab->d), acc);
+}
+
+struct Q4K {
+  static constexpr size_t bytes = k_q4_k_bytes;
+  using Prep = K4Prep;
+  SLM_AVX2 static void prepare(const uint8_t* b, __m256i q[8], Prep* p) {
+    decode_q4_k(b, q);
+    prepare_k4_scales(b, p);
+  }
+  SLM_AVX2 static __m256 finish(const Prep& p, const ActBlockQ8_K* ab, __m256i sumi, __m256 acc) {
+    return finish_k4(p, ab, sumi, acc);
+  }
+};
+
+struct Q5K {
+  static constexpr size_t bytes = k_q5_k_bytes;
+  using Prep = K4Prep;
+  SLM_AVX2 static void prepare(const uint8_t* b, __m256i q[8], Prep* p) {
+    decode_q5_k(b, q);
+    prepare_k4_scales(b, p);
+  }
+  SLM_AVX2 static __m256 finish(const Prep& p, const ActBlockQ8_K* ab, __m256i sumi, __m256 acc) {
+    return finish_k4(p, ab, sumi, acc);
+  }
+};
+
+// ---- generic row x NC-columns kernel and the tile driver --------------------------------------
+
+// out[c] = dot(weight row w, activation row c) for c < NC; activation rows at a + c * ba.
+template <class T, int NC>
+SLM_AVX2 void row_dot(int64_t nb, const uint8_t* w, const uint8_t* a, size_t ba, float* out) {
+  const ActBlockQ8_K* act[NC];
+  __m256 acc[NC];
+  for (int c = 0; c < NC; ++c) {
+    act[c] = reinterpret_cast<const ActBlockQ8_K*>(a + static_cast<size_t>(c) * ba);
+    acc[c] = _mm256_setzero_ps();
+  }
+  for (int64_t i = 0; i < nb; ++i, w += T::bytes) {
+    __m256i q[8];
+    typename T::Prep p;
+    T::prepare(w, q, &p);
+    __m256i sumi[NC];
+    for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      for (int c = 0; c < NC; ++c) {
+        sumi[c] = _mm256_add_epi32(sumi[c], dot_chunk(q[k], act[c][i].qs + 32 * k, p.sc[k]));
+      }
+    }
+    for (int c = 0; c < NC; ++c) acc[c] = T::finish(p, act[c] + i, sumi[c], acc[c]);
+  }
+  for (int c = 0; c < NC; ++c) out[c] = hsum256(acc[c]);
+}
+
+// Rows outer within each group of up to four columns: every weight super-block is decoded once
+// per group; at nc = 1 (decode) the rows stream through in memory order.
+template <class T>
+SLM_AVX2 void tile(int64_t n, const void* w, size_t bw, int nr, const void* a, size_t ba, int nc,
+                   float* s, int64_t ls) {
+  const int64_t nb = n / k_qk;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int c0 = 0; c0 < nc; c0 += 4) {
+    const int m = std::min(4, nc - c0);
+    const auto* ac = static_cast<const uint8_t*>(a) + static_cast<size_t>(c0) * ba;
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* wr = wb + static_cast<size_t>(r) * bw;
+      float out[4];
+      switch (m) {
+        case 1:
+          row_dot<T, 1>(nb, wr, ac, ba, out);
+          break;
+        case 2:
+          row_dot<T, 2>(nb, wr, ac, ba, out);
+          break;
+        case 3:
+          row_dot<T, 3>(nb, wr, ac, ba, out);
+          break;
+        default:
+          row_dot<T, 4>(nb, wr, ac, ba, out);
+          break;
+      }
+      for (int c = 0; c < m; ++c) s[(c0 + c) * ls + r] = out[c];
+    }
+  }
+}
+
+}  // namespace
+
+SLM_AVX2 void tile_q2_k_avx2(int64_t n, const void* w, size_t bw, int nr, const void* a,
+                             size_t ba, int nc, float* s, int64_t ls) {
+  tile<Q2K>(n, w, bw, nr, a, ba, nc, s, ls);
+}
+SLM_AVX2 void tile_q3_k_avx2(int64_t n, const void* w, size_t bw, int nr, const void* a,
+                             size_t ba, int nc, float* s, int64_t ls) {
+  tile<Q3K>(n, w, bw, nr, a, ba, nc, s, ls);
+}
+SLM_AVX2 void tile_q4_k_avx2(int64_t n, const void* w, size_t bw, int nr, const void* a,
+                             size_t ba, int nc, float* s, int64_t ls) {
+  tile<Q4K>(n, w, bw, nr, a, ba, nc, s, ls);
+}
+SLM_AVX2 void tile_q5_k_avx2(int64_t n, const void* w, size_t bw, int nr, const void* a,
+                             size_t ba, int nc, float* s, int64_t ls) {
+  tile<Q5K>(n, w, bw, nr, a, ba, nc, s, ls);
+}
+SLM_AVX2 void tile_q6_k_avx2(int64_t n, const void* w, size_t bw, int nr, const void* a,
+                             size_t ba, int nc, float* s, int64_t ls) {
+  tile<Q6K>(n, w, bw, nr, a, ba, nc, s, ls);
+}
+
+}  // namespace slm::kquant
