@@ -24,8 +24,8 @@ namespace {
 
 // Register tiles (rows x activation columns) of the drivers. For the integer kernels each
 // loaded weight block is reused across the columns, each activation block across the rows.
-constexpr int k_int_rows = 4, k_int_cols = 2;
-constexpr int k_float_rows = 4, k_float_cols = 2;
+constexpr int k_int_rows = 4, k_int_cols = 4;
+constexpr int k_float_rows = 3, k_float_cols = 4;
 // Columns per pass over the row tiles, so a pass's activations stay in L2 while its weight
 // rows are re-read from L1.
 constexpr int k_col_chunk = 32;
@@ -182,18 +182,19 @@ struct IntTile {
     const int64_t nb = n / k_block;
     for (int64_t i = 0; i < nb; ++i) {
       __m256i q[R], qabs[R];
-      float dw[R], mw[R];
+      __m256 dw[R];
+      float mw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* b = w + static_cast<size_t>(r) * bw + static_cast<size_t>(i) * W::bytes;
         q[r] = W::quants(b);
-        dw[r] = half_at(b);
+        dw[r] = _mm256_set1_ps(half_at(b));
         if constexpr (W::kind == Kind::signed_q) qabs[r] = _mm256_abs_epi8(q[r]);
         if constexpr (W::kind == Kind::affine_q) mw[r] = half_at(b + 2);
       }
       for (int c = 0; c < C; ++c) {
         const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
-        const float da = ab->d;
+        const __m256 da = _mm256_set1_ps(ab->d);
         __m256i corr = _mm256_setzero_si256();
         if constexpr (W::kind == Kind::offset_q) {
           corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(W::offset), av), ones16);
@@ -207,7 +208,7 @@ struct IntTile {
           }
           __m256i s32 = _mm256_madd_epi16(p, ones16);
           if constexpr (W::kind == Kind::offset_q) s32 = _mm256_sub_epi32(s32, corr);
-          acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(s32), acc[r][c]);
+          acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], da), _mm256_cvtepi32_ps(s32), acc[r][c]);
           if constexpr (W::kind == Kind::affine_q) macc[r][c] += mw[r] * ab->s;
         }
       }
