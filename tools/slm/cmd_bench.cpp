@@ -1,8 +1,261 @@
-// slm bench (registration placeholder; the command lands with its implementation).
+// `slm bench`: prompt and generation speed of a model, with the machine's own limits (read
+// bandwidth, FP32 GEMM peak) measured in the same run; `--make-model` writes benchmark models.
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "bench/bench.h"
+#include "bench/membw.h"
+#include "bench/synth_model.h"
 #include "commands.h"
+#include "model/model.h"
 
 namespace slm::cli {
 
-void add_bench(CLI::App&) {}
+namespace {
+
+struct BenchCliOptions {
+  std::string model;
+  std::string tokenizer;
+  ModelBenchOptions run;
+  bool json = false;
+  int64_t bw_mib = 512;
+  int bw_passes = 10;
+  bool no_limits = false;
+  std::string make_model;  // preset name: MODEL is then the output path
+  std::string make_type = "F32";
+  uint64_t make_seed = 1;
+};
+
+uint64_t path_bytes(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+  uint64_t total = 0;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      if (e.is_regular_file(ec)) total += e.file_size(ec);
+    }
+  }
+  return total;
+}
+
+// The storage type of the weight matrices: one name, or "mixed(A+B)".
+std::string matrix_types(const Model& m) {
+  std::set<std::string> names;
+  for (const LayerWeights& L : m.weights().layers) {
+    for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      names.insert(dtype_name(v->dtype));
+    }
+  }
+  names.insert(dtype_name(m.weights().output.dtype));
+  if (names.size() == 1) return *names.begin();
+  std::string s = "mixed(";
+  for (const auto& n : names) s += (s.size() > 6 ? "+" : "") + n;
+  return s + ")";
+}
+
+nlohmann::ordered_json spread_json(const Spread& s, const std::vector<double>& runs) {
+  nlohmann::ordered_json j;
+  j["median"] = s.median;
+  j["min"] = s.min;
+  j["max"] = s.max;
+  j["mean"] = s.mean;
+  j["stddev"] = s.stddev;
+  j["runs"] = runs;
+  return j;
+}
+
+int run_make_model(const BenchCliOptions& o) {
+  const SynthModelSpec* spec = find_synth_preset(o.make_model);
+  if (!spec) {
+    std::string names;
+    for (const auto& n : synth_preset_names()) names += (names.empty() ? "" : ", ") + n;
+    return fail(error("--make-model: unknown preset '%s' (known: %s)", o.make_model.c_str(),
+                      names.c_str()));
+  }
+  SynthWriteOptions wo;
+  if (!dtype_from_name(o.make_type, &wo.matrix_type)) {
+    return fail(error("--type: unknown type '%s'", o.make_type.c_str()));
+  }
+  wo.seed = o.make_seed;
+  auto size = synth_model_file_size(*spec, wo);
+  if (!size.ok()) return fail(size.status());
+  const bool show = *size > (256ull << 20);
+  wo.progress = [show](uint64_t done, uint64_t total) {
+    if (show) std::fprintf(stderr, "\r[%5.1f%%]", 100.0 * static_cast<double>(done) / static_cast<double>(total));
+  };
+  Status st = write_synth_model_gguf(*spec, o.model, wo);
+  if (show) std::fprintf(stderr, "\n");
+  if (!st.ok()) return fail(st);
+  std::fprintf(stderr, "wrote %s: %s, %s matrices, %.1f MB\n", o.model.c_str(), spec->preset.c_str(),
+               dtype_name(wo.matrix_type), static_cast<double>(*size) / 1e6);
+  return 0;
+}
+
+int run_bench(const BenchCliOptions& o) {
+  if (!o.make_model.empty()) return run_make_model(o);
+  if (o.bw_mib < 1 || o.bw_mib > 65536) return fail(error("--bw-mib must be in [1, 65536]"));
+  LoadOptions lo;
+  lo.tokenizer_path = o.tokenizer;
+  auto loaded = Model::load(o.model, lo);
+  if (!loaded.ok()) return fail(loaded.status());
+  const Model& model = **loaded;
+  const ModelConfig& cfg = model.config();
+
+  auto res = run_model_bench(model, o.run);
+  if (!res.ok()) return fail(res.status());
+  // Peak memory is read before the limit measurements, whose buffers are not the model's.
+  const uint64_t rss = peak_rss_bytes();
+  const ModelCost cost = model_cost(model);
+  const PromptFlops pf = prompt_flops(model, o.run.n_prompt);
+  const uint64_t file_bytes = path_bytes(o.model);
+
+  bool have_bw = false;
+  BandwidthResult bw;
+  if (!o.no_limits) {
+    BandwidthOptions bo;
+    bo.n_threads = o.run.n_threads;
+    bo.buffer_bytes = static_cast<uint64_t>(o.bw_mib) << 20;
+    bo.passes = o.bw_passes;
+    auto b = measure_read_bandwidth(bo);
+    if (!b.ok()) return fail(b.status());
+    bw = *b;
+    have_bw = true;
+  }
+
+  const bool has_p = o.run.n_prompt > 0, has_g = o.run.n_gen > 0;
+  // Prompt GFLOP/s at the median speed: flops of one prompt / (p / tok_s) seconds.
+  const double prompt_gflops =
+      has_p ? pf.total() * res->prompt.median / static_cast<double>(o.run.n_prompt) / 1e9 : 0.0;
+  // The bandwidth bound: a generated token must stream bytes_per_gen_token from memory.
+  const double bound_tok_s =
+      have_bw ? bw.best_gbs * 1e9 / static_cast<double>(cost.bytes_per_gen_token) : 0.0;
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["model"] = o.model;
+    j["arch"] = cfg.arch;
+    j["name"] = cfg.name;
+    j["weight_type"] = matrix_types(model);
+    j["n_params"] = model.n_params();
+    j["file_bytes"] = file_bytes;
+    j["threads"] = o.run.n_threads;
+    j["n_prompt"] = o.run.n_prompt;
+    j["n_gen"] = o.run.n_gen;
+    j["repetitions"] = o.run.repetitions;
+    j["warmup_runs"] = 1;
+    j["seed"] = o.run.seed;
+    if (has_p) {
+      nlohmann::ordered_json p;
+      p["tok_s"] = spread_json(res->prompt, res->prompt_tok_s);
+      p["flops_per_prompt"] = pf.total();
+      p["matrix_flops"] = pf.matrix;
+      p["attention_flops"] = pf.attention;
+      p["flops_counted"] =
+          "2*layer matrix params*p + 2*output params (last token's logits only) + causal "
+          "attention 4*n_layer*n_head*head_dim*p*(p+1)/2; norms/rope/softmax not counted";
+      p["gflops"] = prompt_gflops;
+      j["prompt"] = p;
+    }
+    if (has_g) {
+      nlohmann::ordered_json g;
+      g["tok_s"] = spread_json(res->gen, res->gen_tok_s);
+      g["bytes_per_token"] = cost.bytes_per_gen_token;
+      g["bytes_counted"] =
+          "every layer matrix + output matrix + norms/biases + one token_embd row, as stored; "
+          "KV cache reads not counted";
+      if (have_bw) {
+        g["bandwidth_bound_tok_s"] = bound_tok_s;
+        g["fraction_of_bound"] = res->gen.median / bound_tok_s;
+      }
+      j["gen"] = g;
+    }
+    nlohmann::ordered_json m;
+    if (have_bw) {
+      m["read_bandwidth_gbs"] = bw.best_gbs;
+      m["read_bandwidth_statistic"] = "best pass";
+      m["read_bandwidth_median_gbs"] = bw.median_gbs;
+      m["read_bandwidth_passes_gbs"] = bw.pass_gbs;
+      m["read_bandwidth_buffer_bytes"] = bw.buffer_bytes;
+      m["read_bandwidth_threads"] = bw.n_threads;
+      m["read_kernel"] = bw.avx2 ? "avx2" : "scalar";
+    }
+    j["machine"] = m;
+    j["peak_rss_bytes"] = rss;
+    j["seconds"] = res->seconds;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+
+  std::printf("model    %s: %s, %.1f M params, %s weights, %.1f MB file\n", o.model.c_str(),
+              cfg.arch.c_str(), static_cast<double>(model.n_params()) / 1e6,
+              matrix_types(model).c_str(), static_cast<double>(file_bytes) / 1e6);
+  std::printf("run      %d threads, %d timed runs after 1 warm-up, fresh KV cache each run\n",
+              o.run.n_threads, o.run.repetitions);
+  if (have_bw) {
+    std::printf("machine  read bandwidth %.2f GB/s (best of %zu passes over %llu MiB, %d threads, %s; "
+                "median %.2f)\n",
+                bw.best_gbs, bw.pass_gbs.size(), (unsigned long long)(bw.buffer_bytes >> 20),
+                bw.n_threads, bw.avx2 ? "avx2" : "scalar", bw.median_gbs);
+  }
+  std::printf("\n%-8s %12s %21s   %s\n", "test", "tok/s median", "min .. max (stddev)", "versus the limit");
+  if (has_p) {
+    std::printf("pp%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   %.2f GFLOP/s (%.3g GFLOP per prompt)\n",
+                (long long)o.run.n_prompt, res->prompt.median, res->prompt.min, res->prompt.max,
+                res->prompt.stddev, prompt_gflops, pf.total() / 1e9);
+  }
+  if (has_g) {
+    std::printf("tg%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   ", (long long)o.run.n_gen, res->gen.median,
+                res->gen.min, res->gen.max, res->gen.stddev);
+    if (have_bw) {
+      std::printf("%.1f%% of the bandwidth bound %.2f tok/s (%.1f MB per token)\n",
+                  100.0 * res->gen.median / bound_tok_s, bound_tok_s,
+                  static_cast<double>(cost.bytes_per_gen_token) / 1e6);
+    } else {
+      std::printf("%.1f MB per token\n", static_cast<double>(cost.bytes_per_gen_token) / 1e6);
+    }
+  }
+  std::printf("\npeak RSS %.1f MB (weights are memory-mapped and count once touched)\n",
+              static_cast<double>(rss) / 1e6);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchCliOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "bench",
+      "Prompt and generation speed, with the machine's read bandwidth measured in the same run.\n"
+      "  slm bench MODEL [-p 128 -n 64 -t 2 -r 5] [--json]\n"
+      "  slm bench --make-model PRESET [--type F32] OUT.gguf   (random weights, real shapes)");
+  sub->add_option("MODEL", o->model, "model to measure (with --make-model: the output file)")
+      ->required();
+  sub->add_option("-p,--n-prompt", o->run.n_prompt, "prompt tokens, one forward call (0: skip)")
+      ->capture_default_str();
+  sub->add_option("-n,--n-gen", o->run.n_gen, "generated tokens, one call each (0: skip)")
+      ->capture_default_str();
+  sub->add_option("-t,--threads", o->run.n_threads, "threads")->capture_default_str();
+  sub->add_option("-r,--repetitions", o->run.repetitions, "timed runs (after one warm-up)")
+      ->capture_default_str();
+  sub->add_option("--seed", o->run.seed, "seed of the random token ids")->capture_default_str();
+  sub->add_flag("--json", o->json, "print one JSON object (for scripts)");
+  sub->add_option("--bw-mib", o->bw_mib, "bandwidth test buffer, MiB (keep far above L3)")
+      ->capture_default_str();
+  sub->add_option("--bw-passes", o->bw_passes, "bandwidth test passes (the best is the limit)")
+      ->capture_default_str();
+  sub->add_flag("--no-limits", o->no_limits, "skip measuring the machine's limits");
+  sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
+  std::string presets;
+  for (const auto& n : synth_preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+  sub->add_option("--make-model", o->make_model,
+                  "write a random-weight model with a preset's shapes to MODEL (" + presets + ")");
+  sub->add_option("--type", o->make_type, "matrix type for --make-model (F32, F16, BF16, Q8_0, Q4_0, ...)")
+      ->capture_default_str();
+  sub->add_option("--make-seed", o->make_seed, "weight seed for --make-model")->capture_default_str();
+  sub->callback([o] { exit_code() = run_bench(*o); });
+}
 
 }  // namespace slm::cli
