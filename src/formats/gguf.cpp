@@ -769,6 +769,8 @@ uint64_t align_up(uint64_t x, uint64_t a) {
 
 }  // namespace
 
+void gguf_append_value(std::string* out, const GgufValue& v) { put_value(out, v); }
+
 GgufWriter::GgufWriter(uint32_t version, uint64_t alignment)
     : version_(version),
       alignment_(alignment && !(alignment & (alignment - 1)) ? alignment : k_default_alignment) {

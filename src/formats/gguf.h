@@ -62,6 +62,9 @@ GgufValue gguf_int_array(GgufType elem, std::vector<int64_t> v);
 GgufValue gguf_float_array(GgufType elem, std::vector<double> v);
 GgufValue gguf_string_array(std::vector<std::string> v);
 GgufValue gguf_array_array(std::vector<GgufValue> children);
+// Appends v's payload as GGUF stores it after the type id (the writer's encoding; used by the
+// streaming writer in gguf_stream.h).
+void gguf_append_value(std::string* out, const GgufValue& v);
 
 class GgufFile {
  public:
