@@ -97,7 +97,7 @@ TEST_F(BenchTest, MadeModelRuns) {
 TEST_F(BenchTest, JsonFieldsAndAccounting) {
   const int64_t p = 8, n = 4;
   RunResult r = run(slm() + " bench " + sh_quote(model()) +
-                    " -p 8 -n 4 -t 1 -r 2 --json --bw-mib 16 --bw-passes 2");
+                    " -p 8 -n 4 -t 1 -r 2 --json --bw-mib 16 --bw-passes 2 --gemm-seconds 0");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["arch"], "llama");
@@ -141,6 +141,11 @@ TEST_F(BenchTest, JsonFieldsAndAccounting) {
   EXPECT_EQ(m["read_bandwidth_passes_gbs"].size(), 2u);
   EXPECT_GE(m["read_bandwidth_gbs"].get<double>(), m["read_bandwidth_median_gbs"].get<double>());
   EXPECT_EQ(m["read_bandwidth_threads"], 1);
+  ASSERT_TRUE(m.contains("gemm_peak_gflops"));
+  const double peak = m["gemm_peak_gflops"].get<double>();
+  EXPECT_GT(peak, 0);
+  EXPECT_NEAR(j["prompt"]["fraction_of_gemm_peak"].get<double>(),
+              j["prompt"]["gflops"].get<double>() / peak, 1e-9);
   const double bound = m["read_bandwidth_gbs"].get<double>() * 1e9 / static_cast<double>(want_bytes);
   EXPECT_NEAR(j["gen"]["bandwidth_bound_tok_s"].get<double>(), bound, 1e-9 * bound);
   EXPECT_NEAR(j["gen"]["fraction_of_bound"].get<double>(),
@@ -154,15 +159,19 @@ TEST_F(BenchTest, PromptOnlyAndNoLimits) {
   EXPECT_TRUE(j.contains("prompt"));
   EXPECT_FALSE(j.contains("gen"));
   EXPECT_FALSE(j["machine"].contains("read_bandwidth_gbs"));
+  EXPECT_FALSE(j["machine"].contains("gemm_peak_gflops"));
+  EXPECT_FALSE(j["prompt"].contains("fraction_of_gemm_peak"));
 }
 
 TEST_F(BenchTest, HumanTable) {
-  RunResult r = run(slm() + " bench " + sh_quote(model()) + " -p 4 -n 2 -t 1 -r 1 --bw-mib 8 --bw-passes 1");
+  RunResult r = run(slm() + " bench " + sh_quote(model()) + " -p 4 -n 2 -t 1 -r 1 --bw-mib 8 --bw-passes 1 --gemm-seconds 0");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("pp4"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tg2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("read bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("of the bandwidth bound"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FP32 GEMM peak"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of the GEMM peak"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos) << r.out;
 }
 
@@ -187,6 +196,7 @@ TEST_F(BenchTest, BadArguments) {
       {join({m, "--no-limits -t 0"}), "threads"},
       {join({m, "--no-limits -p -3"}), "-p"},
       {join({m, "--bw-mib 0"}), "--bw-mib"},
+      {join({m, "--gemm-seconds -1"}), "--gemm-seconds"},
       {join({sh_quote(dir_->file("missing.gguf"))}), "missing.gguf"},
       {join({"--make-model nosuch", x}), "unknown preset 'nosuch'"},
       {join({"--make-model tiny --type Q9_9", x}), "unknown type 'Q9_9'"},

@@ -9,6 +9,8 @@
 #include "bench/membw.h"
 #include "bench/synth_model.h"
 #include "commands.h"
+#include "core/thread_pool.h"
+#include "kernels/gemm.h"
 #include "model/model.h"
 
 namespace slm::cli {
@@ -22,6 +24,7 @@ struct BenchCliOptions {
   bool json = false;
   int64_t bw_mib = 512;
   int bw_passes = 10;
+  double gemm_seconds = 1.0;
   bool no_limits = false;
   std::string make_model;  // preset name: MODEL is then the output path
   std::string make_type = "F32";
@@ -97,6 +100,9 @@ int run_make_model(const BenchCliOptions& o) {
 int run_bench(const BenchCliOptions& o) {
   if (!o.make_model.empty()) return run_make_model(o);
   if (o.bw_mib < 1 || o.bw_mib > 65536) return fail(error("--bw-mib must be in [1, 65536]"));
+  if (!(o.gemm_seconds >= 0 && o.gemm_seconds <= 600)) {
+    return fail(error("--gemm-seconds must be in [0, 600]"));
+  }
   LoadOptions lo;
   lo.tokenizer_path = o.tokenizer;
   auto loaded = Model::load(o.model, lo);
@@ -114,6 +120,7 @@ int run_bench(const BenchCliOptions& o) {
 
   bool have_bw = false;
   BandwidthResult bw;
+  double gemm_gflops = 0;
   if (!o.no_limits) {
     BandwidthOptions bo;
     bo.n_threads = o.run.n_threads;
@@ -123,6 +130,10 @@ int run_bench(const BenchCliOptions& o) {
     if (!b.ok()) return fail(b.status());
     bw = *b;
     have_bw = true;
+    // The FP32 GEMM peak: slm's own sgemm on a 1024^3 problem with the same thread count,
+    // best run (the prompt path multiplies through the same micro-kernel).
+    ThreadPool pool(o.run.n_threads);
+    gemm_gflops = measure_sgemm_gflops(&pool, o.gemm_seconds);
   }
 
   const bool has_p = o.run.n_prompt > 0, has_g = o.run.n_gen > 0;
@@ -157,6 +168,7 @@ int run_bench(const BenchCliOptions& o) {
           "2*layer matrix params*p + 2*output params (last token's logits only) + causal "
           "attention 4*n_layer*n_head*head_dim*p*(p+1)/2; norms/rope/softmax not counted";
       p["gflops"] = prompt_gflops;
+      if (have_bw && gemm_gflops > 0) p["fraction_of_gemm_peak"] = prompt_gflops / gemm_gflops;
       j["prompt"] = p;
     }
     if (has_g) {
@@ -181,6 +193,8 @@ int run_bench(const BenchCliOptions& o) {
       m["read_bandwidth_buffer_bytes"] = bw.buffer_bytes;
       m["read_bandwidth_threads"] = bw.n_threads;
       m["read_kernel"] = bw.avx2 ? "avx2" : "scalar";
+      m["gemm_peak_gflops"] = gemm_gflops;
+      m["gemm_statistic"] = "best run of sgemm M=N=K=1024 (slm's kernel, same threads)";
     }
     j["machine"] = m;
     j["peak_rss_bytes"] = rss;
@@ -199,12 +213,19 @@ int run_bench(const BenchCliOptions& o) {
                 "median %.2f)\n",
                 bw.best_gbs, bw.pass_gbs.size(), (unsigned long long)(bw.buffer_bytes >> 20),
                 bw.n_threads, bw.avx2 ? "avx2" : "scalar", bw.median_gbs);
+    std::printf("machine  FP32 GEMM peak %.1f GFLOP/s (best sgemm 1024^3 run, %d threads)\n",
+                gemm_gflops, o.run.n_threads);
   }
   std::printf("\n%-8s %12s %21s   %s\n", "test", "tok/s median", "min .. max (stddev)", "versus the limit");
   if (has_p) {
-    std::printf("pp%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   %.2f GFLOP/s (%.3g GFLOP per prompt)\n",
-                (long long)o.run.n_prompt, res->prompt.median, res->prompt.min, res->prompt.max,
-                res->prompt.stddev, prompt_gflops, pf.total() / 1e9);
+    std::printf("pp%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   ", (long long)o.run.n_prompt,
+                res->prompt.median, res->prompt.min, res->prompt.max, res->prompt.stddev);
+    if (have_bw && gemm_gflops > 0) {
+      std::printf("%.1f%% of the GEMM peak: %.2f GFLOP/s (%.3g GFLOP per prompt)\n",
+                  100.0 * prompt_gflops / gemm_gflops, prompt_gflops, pf.total() / 1e9);
+    } else {
+      std::printf("%.2f GFLOP/s (%.3g GFLOP per prompt)\n", prompt_gflops, pf.total() / 1e9);
+    }
   }
   if (has_g) {
     std::printf("tg%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   ", (long long)o.run.n_gen, res->gen.median,
@@ -245,6 +266,8 @@ void add_bench(CLI::App& app) {
   sub->add_option("--bw-mib", o->bw_mib, "bandwidth test buffer, MiB (keep far above L3)")
       ->capture_default_str();
   sub->add_option("--bw-passes", o->bw_passes, "bandwidth test passes (the best is the limit)")
+      ->capture_default_str();
+  sub->add_option("--gemm-seconds", o->gemm_seconds, "minimum time of the GEMM peak test")
       ->capture_default_str();
   sub->add_flag("--no-limits", o->no_limits, "skip measuring the machine's limits");
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
