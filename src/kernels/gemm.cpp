@@ -285,12 +285,20 @@ struct Problem {
 // ---- the blocked loops -----------------------------------------------------------------------
 
 // C[m0:m1, n0:n1] of the problem, on the calling thread. B panels are packed the first time
-// the MC loop reaches them (while they are still in L1) and reused by later MC blocks.
+// the MC loop reaches them (so they are used while still in L1) and kept for later MC blocks.
 void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 <= m0 || n1 <= n0) return;
   const Isa& isa = *p.isa;
   PackBuffers& bufs = thread_buffers();
-  float* ap = bufs.a.get(k_mc * k_kc + k_slack);
-  float* bp = bufs.b.get(k_kc * std::min(k_nc, (n1 - n0 + k_nr - 1) / k_nr * k_nr) + k_slack);
+  // Even MC blocks (1024 rows: 8 x 128, not 7 x 144 + 16) keep every block worth a B sweep.
+  const int64_t m_blocks = (m1 - m0 + k_mc - 1) / k_mc;
+  const int64_t mc_step = ((m1 - m0 + m_blocks - 1) / m_blocks + k_mr - 1) / k_mr * k_mr;
+  // With one MC block each B panel is used once: pack every panel into the same 16 KiB, which
+  // stays in L1, instead of streaming a KC x NC block out to L2/L3 and never reading it back.
+  const bool keep_b = m_blocks > 1;
+  const int64_t nc_max = std::min(k_nc, (n1 - n0 + k_nr - 1) / k_nr * k_nr);
+  float* ap = bufs.a.get(mc_step * k_kc + k_slack);
+  float* bp = bufs.b.get(k_kc * (keep_b ? nc_max : k_nr) + k_slack);
   alignas(32) float edge[k_mr * k_nr];
 
   for (int64_t jc = n0; jc < n1; jc += k_nc) {
@@ -299,14 +307,14 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       const int64_t kc = std::min(k_kc, p.K - pc);
       // The first K block applies the caller's beta; later ones accumulate onto it.
       const float beta = pc == 0 ? p.beta : 1.0f;
-      for (int64_t ic = m0; ic < m1; ic += k_mc) {
-        const int64_t mc = std::min(k_mc, m1 - ic);
+      for (int64_t ic = m0; ic < m1; ic += mc_step) {
+        const int64_t mc = std::min(mc_step, m1 - ic);
         for (int64_t ir = 0; ir < mc; ir += k_mr) {
           p.a.pack(isa, ic + ir, std::min(k_mr, mc - ir), pc, kc, ap + ir * kc);
         }
         for (int64_t jr = 0; jr < nc; jr += k_nr) {
           const int64_t nr = std::min(k_nr, nc - jr);
-          float* bpanel = bp + jr * kc;
+          float* bpanel = keep_b ? bp + jr * kc : bp;
           if (ic == m0) p.b.pack(isa, jc + jr, nr, pc, kc, bpanel);
           for (int64_t ir = 0; ir < mc; ir += k_mr) {
             const int64_t mr = std::min(k_mr, mc - ir);
