@@ -50,10 +50,12 @@ bool k_spec(DType t, KSpec* s) {
 
 inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 inline int round_clamp(float v, int lo, int hi) {
-  // v is finite here except when a scale is tiny; clamp in float first so the int cast is
-  // always defined.
-  float r = std::nearbyint(std::fmin(std::fmax(v, static_cast<float>(lo)), static_cast<float>(hi)));
-  return static_cast<int>(r);
+  // Clamp in float first so the int conversion is always defined (v may be huge or inf when a
+  // scale is tiny; NaN cannot occur, inputs are finite). Comparisons rather than fmin/fmax so
+  // this inlines; v - lo >= 0 makes the truncation a branch-free round-half-up.
+  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+  v = v < flo ? flo : (v > fhi ? fhi : v);
+  return static_cast<int>(v - flo + 0.5f) + lo;
 }
 
 void put_half(uint8_t* p, float f) {
@@ -87,50 +89,48 @@ void fit_affine(const float* x, int n, int qmax, bool naive, float* s_out, float
     *m_out = -lo;
     return;
   }
-  if (naive) {
+  if (naive || !std::isfinite(hi - lo)) {  // an infinite range makes the caller report overflow
     *s_out = (hi - lo) / static_cast<float>(qmax);
     *m_out = -lo;
     return;
   }
-  int q[32];
-  auto solve = [&](float* s, float* b) {
-    double sq = 0, sqq = 0, sx = 0, sqx = 0;
+  double sx = 0, sxx = 0;
+  for (int i = 0; i < n; ++i) {
+    sx += x[i];
+    sxx += static_cast<double>(x[i]) * x[i];
+  }
+  // Quantizes with inverse scale `is` and offset `off`, solves the least-squares (s, b) for
+  // those q and returns its squared error, all from one pass of sums.
+  auto try_q = [&](float is, float off, float* s, float* b) {
+    float sq = 0, sqq = 0, sqx = 0;
     for (int i = 0; i < n; ++i) {
-      sq += q[i];
-      sqq += static_cast<double>(q[i]) * q[i];
-      sx += x[i];
-      sqx += static_cast<double>(q[i]) * x[i];
+      const float q = static_cast<float>(round_clamp((x[i] - off) * is, 0, qmax));
+      sq += q;
+      sqq += q * q;
+      sqx += q * x[i];
     }
-    const double det = n * sqq - sq * sq;
+    const double det = n * static_cast<double>(sqq) - static_cast<double>(sq) * sq;
     double ss = 0, bb = 0;
     if (det > 0) {
-      ss = (n * sqx - sq * sx) / det;
-      bb = (sqq * sx - sq * sqx) / det;
+      ss = (n * static_cast<double>(sqx) - sq * sx) / det;
+      bb = (sqq * sx - static_cast<double>(sq) * sqx) / det;
     }
     if (det <= 0 || bb > 0) {  // min must be <= 0: refit the scale alone with b = 0
       bb = 0;
-      ss = sqq > 0 ? sqx / sqq : 0;
+      ss = sqq > 0 ? sqx / static_cast<double>(sqq) : 0;
     }
-    *s = static_cast<float>(std::max(ss, 0.0));
+    ss = std::max(ss, 0.0);
+    *s = static_cast<float>(ss);
     *b = static_cast<float>(bb);
+    // sum (s q + b - x)^2 expanded in the sums.
+    return sxx + ss * ss * sqq + n * bb * bb - 2 * ss * sqx - 2 * bb * sx + 2 * ss * bb * sq;
   };
-  auto sse = [&](float s, float b) {
-    double e = 0;
-    for (int i = 0; i < n; ++i) {
-      double d = static_cast<double>(s) * q[i] + b - x[i];
-      e += d * d;
-    }
-    return e;
-  };
-  float best_s = (hi - lo) / static_cast<float>(qmax), best_b = lo;
-  for (int i = 0; i < n; ++i) q[i] = round_clamp((x[i] - lo) / best_s, 0, qmax);
-  double best_e = sse(best_s, best_b);
-  for (int k = -10; k <= 10; ++k) {
+  float best_s = 0, best_b = 0;
+  double best_e = INFINITY;
+  for (int k = -10; k <= 10; k += 2) {
     const float iscale = (static_cast<float>(qmax) + 0.1f * static_cast<float>(k)) / (hi - lo);
-    for (int i = 0; i < n; ++i) q[i] = round_clamp((x[i] - lo) * iscale, 0, qmax);
     float s, b;
-    solve(&s, &b);
-    const double e = sse(s, b);
+    const double e = try_q(iscale, lo, &s, &b);
     if (e < best_e) {
       best_e = e;
       best_s = s;
@@ -138,10 +138,8 @@ void fit_affine(const float* x, int n, int qmax, bool naive, float* s_out, float
     }
   }
   for (int it = 0; it < 2 && best_s > 0; ++it) {
-    for (int i = 0; i < n; ++i) q[i] = round_clamp((x[i] - best_b) / best_s, 0, qmax);
     float s, b;
-    solve(&s, &b);
-    const double e = sse(s, b);
+    const double e = try_q(1.0f / best_s, best_b, &s, &b);
     if (!(e < best_e)) break;
     best_e = e;
     best_s = s;
@@ -167,25 +165,24 @@ void fit_symmetric(const float* x, int n, int half, bool naive, float* s_out) {
     *s_out = std::fabs(xmax) / static_cast<float>(half - 1);
     return;
   }
-  int q[16];
   // Returns sum(qx)^2 / sum(qq) (the error reduction; larger is better) and the scale.
   auto score = [&](float iscale, float* s) {
-    double sqx = 0, sqq = 0;
+    float sqx = 0, sqq = 0;
     for (int i = 0; i < n; ++i) {
-      q[i] = round_clamp(x[i] * iscale, -half, half - 1);
-      sqx += static_cast<double>(q[i]) * x[i];
-      sqq += static_cast<double>(q[i]) * q[i];
+      const float q = static_cast<float>(round_clamp(x[i] * iscale, -half, half - 1));
+      sqx += q * x[i];
+      sqq += q * q;
     }
     if (sqq <= 0) {
       *s = 0;
       return 0.0;
     }
-    *s = static_cast<float>(sqx / sqq);
-    return sqx * sqx / sqq;
+    *s = sqx / sqq;
+    return static_cast<double>(sqx) * sqx / sqq;
   };
   float best_s = 0;
   double best = -1;
-  for (int k = -10; k <= 10; ++k) {
+  for (int k = -10; k <= 10; k += 2) {
     const float t = 0.1f * static_cast<float>(k);
     float s;
     double v = score(-(static_cast<float>(half) + t) / xmax, &s);
