@@ -2,7 +2,8 @@
 // tiles against dequantize_row dotted in double, and the AVX2 dequantizers bit for bit.
 #include <gtest/gtest.h>
 
-#include <chrono>
+#include <time.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -297,10 +298,16 @@ TEST(QdotKquant, DequantizeFastBitExact) {
 
 // Microbenchmark, not a test: ./test_qdot_kquant --gtest_also_run_disabled_tests
 // --gtest_filter='*Bench*'. GB/s of weight bytes at nc = 1 on a 64 MiB matrix (beyond L3), and
-// GMAC/s at nc = 4 on a matrix that fits in L2.
+// GMAC/s at nc = 4 on a matrix that fits in L2. Timed in thread CPU seconds, so a loaded
+// machine (other builds on the 2 cores) distorts the numbers less than wall time would.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 TEST(QdotKquant, DISABLED_Bench) {
   std::mt19937_64 rng(7);
-  using clock = std::chrono::steady_clock;
   const int64_t n = 4096;
   for (DType t : k_types) {
     const DotKernel& k = kernel(t, true);
@@ -314,12 +321,12 @@ TEST(QdotKquant, DISABLED_Bench) {
     std::vector<float> s(static_cast<size_t>(big_rows) * 4);
     double best = 1e30;
     for (int pass = 0; pass < 4; ++pass) {
-      const auto t0 = clock::now();
+      const double t0 = cpu_seconds();
       for (int r = 0; r < big_rows; r += 4) {
         k.tile(n, wb.data() + static_cast<size_t>(r) * bw, bw, std::min(4, big_rows - r), a.data(),
                ba, 1, s.data() + r, big_rows);
       }
-      best = std::min(best, std::chrono::duration<double>(clock::now() - t0).count());
+      best = std::min(best, cpu_seconds() - t0);
     }
     const double gbs = double(big_rows) * bw / best / 1e9;
     // Prompt: 64 rows (~150 KiB at Q4_K) in L2, four columns per call.
@@ -327,14 +334,14 @@ TEST(QdotKquant, DISABLED_Bench) {
     const auto ws = random_weights(t, small_rows, n, rng);
     std::vector<float> s4(static_cast<size_t>(small_rows) * 4);
     const int reps = 200;
-    const auto t0 = clock::now();
+    const double t0 = cpu_seconds();
     for (int rep = 0; rep < reps; ++rep) {
       for (int r = 0; r < small_rows; r += 4) {
         k.tile(n, ws.data() + static_cast<size_t>(r) * bw, bw, 4, a.data(), ba, 4, s4.data() + r,
                small_rows);
       }
     }
-    const double sec = std::chrono::duration<double>(clock::now() - t0).count();
+    const double sec = cpu_seconds() - t0;
     const double gmac = double(reps) * small_rows * 4 * n / sec / 1e9;
     std::printf("%-5s nc=1: %6.2f GB/s weights (%.1f GMAC/s)   nc=4 in L2: %6.2f GMAC/s\n",
                 dtype_name(t), gbs, double(big_rows) * n / best / 1e9, gmac);
