@@ -102,6 +102,6 @@ if (o.mode === "bench") {
     if (out.length >= o.n) break;
   }
   process.stdout.write(JSON.stringify({
-    prompt_tokens: promptTokens, tokens: out, text: model.detokenize(out),
+    prompt_tokens: promptTokens, tokens: out, text: model.detokenize(out, false, promptTokens),
   }) + "\n");
 }
