@@ -2,7 +2,9 @@
 // quantized in parallel chunks (bounded memory), streamed to OUT through a temporary file.
 #include "convert/quantize.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -134,6 +136,24 @@ Status check_paths(const std::string& in, const std::string& out) {
     }
   }
   return Status();
+}
+
+// Hints the kernel to reclaim the pages wholly inside a source tensor once it is written, so
+// reading a multi-GB memory-mapped input does not grow the resident set to the file size.
+// MADV_PAGEOUT keeps contents (file pages are re-read, anonymous ones swapped), so this is safe
+// for any memory, including views that alias another tensor.
+void release_source_pages(const void* data, uint64_t nbytes) {
+#ifdef MADV_PAGEOUT
+  const long page_l = ::sysconf(_SC_PAGESIZE);
+  if (page_l <= 0 || !data) return;
+  const uintptr_t page = static_cast<uintptr_t>(page_l);
+  const uintptr_t b = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t lo = (b + page - 1) / page * page, hi = (b + nbytes) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_PAGEOUT);
+#else
+  (void)data;
+  (void)nbytes;
+#endif
 }
 
 void set_meta(std::vector<std::pair<std::string, GgufValue>>* kv, const std::string& key,
@@ -315,6 +335,7 @@ Expected<QuantizeSummary> quantize_model(const std::string& in, const std::strin
       if (opts.on_progress) opts.on_progress(prog);
     }
     sum.out_tensor_bytes += row_bytes * static_cast<uint64_t>(rows);
+    release_source_pages(t.src.data, t.src.nbytes);
   }
   SLM_TRY(w.finish());
   sum.out_bytes = w.bytes_written();

@@ -48,7 +48,6 @@ bool k_spec(DType t, KSpec* s) {
   }
 }
 
-inline int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 inline int round_clamp(float v, int lo, int hi) {
   // Clamp in float first so the int conversion is always defined (v may be huge or inf when a
   // scale is tiny; NaN cannot occur, inputs are finite). Comparisons rather than fmin/fmax so
