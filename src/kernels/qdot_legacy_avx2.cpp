@@ -120,7 +120,7 @@ struct WQ8_0 {
   static constexpr size_t bytes = 34;
   static constexpr Kind kind = Kind::signed_q;
   static constexpr int offset = 0;
-  static constexpr int qs_at = -1, qh_at = -1;  // not nibbles
+  static constexpr int qs_at = -1;  // not nibbles
   SLM_AVX2 static __m256i quants(const uint8_t* b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
   }
@@ -189,11 +189,21 @@ struct IntTile {
     for (int r = 0; r < 2 * P; ++r) {
       for (int c = 0; c < C; ++c) macc[r][c] = 0;
     }
+    static_assert(P <= 2, "the row scales of one block step share one half-to-float convert");
     const int64_t nb = n / k_block;
     for (int64_t i = 0; i < nb; ++i) {
       __m256i lo[P], hi[P];
       __m256 dw[P];
       float mw[2 * P];
+      // All row scales in one register: one convert, then a permute spreads row 2p over
+      // lanes 0..3 and row 2p+1 over lanes 4..7.
+      uint16_t hd[4] = {0, 0, 0, 0};
+      for (int r = 0; r < 2 * P; ++r) {
+        std::memcpy(&hd[r], w + static_cast<size_t>(r) * bw + static_cast<size_t>(i) * W::bytes, 2);
+      }
+      const __m256 dall = _mm256_castps128_ps256(_mm_cvtph_ps(
+          _mm_setr_epi16(static_cast<short>(hd[0]), static_cast<short>(hd[1]),
+                         static_cast<short>(hd[2]), static_cast<short>(hd[3]), 0, 0, 0, 0)));
       for (int p = 0; p < P; ++p) {
         const uint8_t* b0 = w + static_cast<size_t>(2 * p) * bw + static_cast<size_t>(i) * W::bytes;
         const uint8_t* b1 = b0 + bw;
@@ -207,7 +217,8 @@ struct IntTile {
           lo[p] = _mm256_or_si256(lo[p], _mm256_permute2x128_si256(f0, f1, 0x20));
           hi[p] = _mm256_or_si256(hi[p], _mm256_permute2x128_si256(f0, f1, 0x31));
         }
-        dw[p] = _mm256_set_m128(_mm_set1_ps(half_at(b1)), _mm_set1_ps(half_at(b0)));
+        dw[p] = _mm256_permutevar8x32_ps(
+            dall, _mm256_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1));
         if constexpr (W::kind == Kind::affine_q) {
           mw[2 * p] = half_at(b0 + 2);
           mw[2 * p + 1] = half_at(b1 + 2);
