@@ -136,7 +136,7 @@ float dot_q3_k_ref(const uint8_t* w, const ActBlockQ8_K* a, int64_t nb) {
   return sum;
 }
 
-// Q4_K and Q5_K share everything but the 5th bit (qh null for Q4_K).
+// Q4_K and Q5_K share everything but the 5th bit (five: Q5_K, whose qh precedes qs).
 float dot_q45_k_ref(const uint8_t* w, const ActBlockQ8_K* a, int64_t nb, bool five) {
   const size_t bytes = five ? k_q5_k_bytes : k_q4_k_bytes;
   float sum = 0;
