@@ -133,9 +133,10 @@ Expected<std::string> resolve_pre(const tok::TokenizerImpl& t) {
   candidates.insert(candidates.end(), std::begin(k_names), std::end(k_names));
   for (const std::string& name : candidates) {
     bool known = false;
-    SLM_ASSIGN_OR_RETURN(auto steps, tok::preset_steps(name, &known));
-    if (!known && name != t.pre_type()) continue;
-    if (same_steps(steps, t.pre_steps) && pre_ignores_merges(name) == t.ignore_merges) {
+    auto steps = tok::preset_steps(name, &known);
+    // A preset whose patterns do not compile cannot be what the tokenizer uses.
+    if (!steps.ok() || (!known && name != t.pre_type())) continue;
+    if (same_steps(*steps, t.pre_steps) && pre_ignores_merges(name) == t.ignore_merges) {
       return name;
     }
   }
@@ -202,7 +203,8 @@ Status plan_tokenizer(const Model& m, ExportPlan* p) {
   if (t->kind() == TokenizerKind::spm) {
     model = "llama";
     // slm's and llama.cpp's "llama" loader: '▁' escaping, the space prefix on every text
-    // fragment, no pre-tokenizer splits, no normalization.
+    // fragment, no pre-tokenizer splits, no normalization. A tokenizer.json Metaspace with
+    // prepend_scheme "first" differs only after a special token split out of the text.
     if (!t->pre_steps.empty() || r.nfc || r.nfkc || r.byte_prefix_space) {
       return error("export: SentencePiece-style tokenizer with a pre-tokenizer or normalizer "
                    "that GGUF 'llama' tokenizers cannot express");
@@ -221,6 +223,8 @@ Status plan_tokenizer(const Model& m, ExportPlan* p) {
     scores.resize(static_cast<size_t>(n_tok), 0.0f);
   } else if (t->kind() == TokenizerKind::bpe) {
     if (!t->byte_level) return error("export: BPE tokenizer without byte-level mapping");
+    // An NFC normalizer (Qwen2) is dropped, as llama.cpp's converter does: ids differ only
+    // for text that is not already NFC.
     if (r.byte_prefix_space || r.prefix_space || r.escape_spaces || r.nfkc) {
       return error("export: byte-level BPE tokenizer with text rules GGUF 'gpt2' lacks");
     }
@@ -279,25 +283,30 @@ Status plan_tokenizer(const Model& m, ExportPlan* p) {
   auto id = [&](const char* key, int32_t v) {
     if (v >= 0) put_u32(p, key, v);
   };
+  // An absent id must not turn into the "llama"/"bert" loaders' defaults (bos 1, unk 100, ...):
+  // an out-of-range id reads as "none" in slm. The gpt2 defaults are already "none".
+  auto id_or_none = [&](const char* key, int32_t v) { put_u32(p, key, v >= 0 ? v : n_vocab); };
   if (model == "bert") {
-    id("tokenizer.ggml.unknown_token_id", t->unk_id);
-    id("tokenizer.ggml.seperator_token_id", t->sep_id);  // sic: llama.cpp's spelling
-    id("tokenizer.ggml.padding_token_id", t->pad_id);
-    id("tokenizer.ggml.cls_token_id", t->cls_id);
-    id("tokenizer.ggml.mask_token_id", t->mask_id);
-  } else {
-    // An absent id must not turn into the "llama" loader's default (1, 2, 0): an
-    // out-of-range id reads as "none" in slm. The gpt2 defaults are already "none".
-    auto id_or_none = [&](const char* key, int32_t v) {
-      if (v >= 0) {
-        put_u32(p, key, v);
-      } else if (model == "llama") {
-        put_u32(p, key, n_vocab);
-      }
-    };
-    id_or_none("tokenizer.ggml.bos_token_id", t->bos_id());
-    id_or_none("tokenizer.ggml.eos_token_id", t->eos_id());
+    // The GGUF "bert" loader always wraps text in [CLS] ... [SEP].
+    if (!t->add_bos() || !t->add_eos() || t->bos_id() != t->cls_id || t->eos_id() != t->sep_id) {
+      return error("export: WordPiece tokenizer without the [CLS] ... [SEP] template GGUF "
+                   "'bert' implies");
+    }
     id_or_none("tokenizer.ggml.unknown_token_id", t->unk_id);
+    id_or_none("tokenizer.ggml.seperator_token_id", t->sep_id);  // sic: llama.cpp's spelling
+    id_or_none("tokenizer.ggml.padding_token_id", t->pad_id);
+    id_or_none("tokenizer.ggml.cls_token_id", t->cls_id);
+    id_or_none("tokenizer.ggml.mask_token_id", t->mask_id);
+  } else {
+    if (model == "llama") {
+      id_or_none("tokenizer.ggml.bos_token_id", t->bos_id());
+      id_or_none("tokenizer.ggml.eos_token_id", t->eos_id());
+      id_or_none("tokenizer.ggml.unknown_token_id", t->unk_id);
+    } else {
+      id("tokenizer.ggml.bos_token_id", t->bos_id());
+      id("tokenizer.ggml.eos_token_id", t->eos_id());
+      id("tokenizer.ggml.unknown_token_id", t->unk_id);
+    }
     id("tokenizer.ggml.padding_token_id", t->pad_id);
     put(p, "tokenizer.ggml.add_bos_token", gguf_bool(t->add_bos()));
     put(p, "tokenizer.ggml.add_eos_token", gguf_bool(t->add_eos()));

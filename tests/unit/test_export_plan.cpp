@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "convert/export_plan.h"
@@ -379,6 +381,32 @@ TEST(ExportPlan, PadsVocabularyToEmbeddingRows) {
   EXPECT_EQ(dst->tokenizer().encode(text, true, true), src->tokenizer().encode(text, true, true));
 }
 
+// A byte-level pre-tokenizer llama.cpp has no preset for cannot be exported faithfully: the
+// plan fails and says why instead of writing a file that tokenizes differently.
+TEST(ExportPlan, UnknownPreTokenizerIsAnError) {
+  const std::string vocab = test::shared_dir() + "/tokenizer/ggml-vocab-gpt-2.gguf";
+  test::TempDir dir;
+  FixtureSpec s = tiny_spec(gguf_vocab_size(vocab));
+  ASSERT_TRUE(write_fixture_hf(s, dir.path()).ok());
+  const std::string script = test::source_dir() + "/tests/ref/tokenizers_ref.mjs";
+  ASSERT_EQ(test::run(test::node_cmd() + " " + test::sh_quote(script) + " build " +
+                      test::sh_quote(vocab) + " gpt-2 " + test::sh_quote(dir.file("tokenizer.json")))
+                .exit_code,
+            0);
+  json tj = json::parse(test::read_text(dir.file("tokenizer.json")));
+  tj["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"Regex", "[a-z]+"}}}, {"behavior", "Isolated"}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  test::write_text(dir.file("tokenizer.json"), tj.dump());
+  auto src = load(dir.path());
+  ASSERT_TRUE(src);
+  auto plan = plan_gguf_export(*src);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.message().find("tokenizer.ggml.pre"), std::string::npos) << plan.message();
+}
+
 // ---- llama2.c ----
 
 TEST(ExportPlan, Llama2cStories260K) {
@@ -390,7 +418,7 @@ TEST(ExportPlan, Llama2cStories260K) {
   test::TempDir dir;
   auto dst = export_and_load(*src, dir.file("stories.gguf"));
   ASSERT_TRUE(dst);
-  for (const std::string text :
+  for (const char* text :
        {"Once upon a time", " leading space", "Lily and Tom\nplayed.  Twice", "tab\there 42!"}) {
     EXPECT_EQ(dst->tokenizer().encode(text, true, false), src->tokenizer().encode(text, true, false))
         << text;
