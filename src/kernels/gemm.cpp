@@ -174,6 +174,12 @@ SLM_AVX2 inline void store_row(float* c, __m256 x0, __m256 x1, __m256 va, __m256
 
 SLM_AVX2 void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                           float alpha, float beta) {
+  // C rows lie a row stride apart, usually out of L1/L2 by now: start fetching them so the
+  // update at the end does not stall (beta == 0 still writes them).
+  for (int64_t i = 0; i < k_mr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + k_nr - 1), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
