@@ -1,20 +1,36 @@
-// Thread pool implementation: workers sleep on a condition variable between jobs and take
-// chunks from a shared atomic cursor, so uneven chunks balance themselves.
+// Thread pool implementation: workers spin on a generation counter between jobs (a decode step
+// issues hundreds of small jobs back to back, and a futex wake-up costs tens of microseconds),
+// then sleep on a condition variable once idle; chunks come from a shared atomic cursor.
 #include "core/thread_pool.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace slm {
 
 namespace {
-// Spin briefly (64 pauses, about a microsecond) before sleeping: decode steps issue
-// jobs back to back, and a condition-variable wake-up costs tens of microseconds.
-constexpr int k_spin_iters = 64;
+// How long an idle thread spins before sleeping. Gaps between the jobs of one forward pass are
+// a few microseconds; gaps between tokens (sampling, detokenizing) well under this.
+constexpr auto k_spin_time = std::chrono::microseconds(300);
+constexpr int k_pauses_per_check = 32;
 
 // Set while a thread executes a chunk, so nested parallel_for calls run serially.
 thread_local bool t_in_pool_job = false;
+
+// Spins until done() or the spin time passes; returns done().
+template <class Pred>
+bool spin_until(Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + k_spin_time;
+  for (;;) {
+    for (int i = 0; i < k_pauses_per_check; ++i) {
+      if (done()) return true;
+      _mm_pause();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -46,19 +62,22 @@ void ThreadPool::work_on_job(int tid) {
 void ThreadPool::worker_main(int tid) {
   uint64_t seen = 0;
   for (;;) {
-    for (int i = 0; i < k_spin_iters && generation_.load(std::memory_order_acquire) == seen; ++i) {
-      _mm_pause();
+    if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      ++sleepers_;
+      cv_start_.wait(lk, [&] { return stop_ || generation_.load() != seen; });
+      --sleepers_;
+      if (stop_) return;
     }
     {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_.load() != seen; });
+      std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
-      seen = generation_.load();
     }
+    seen = generation_.load(std::memory_order_acquire);
     work_on_job(tid);
     if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check
-      cv_done_.notify_one();
+      std::lock_guard<std::mutex> lk(mu_);
+      if (caller_sleeping_) cv_done_.notify_one();
     }
   }
 }
@@ -73,7 +92,10 @@ void ThreadPool::run(int64_t n, int64_t min_chunk, Task task, void* ctx) {
   std::lock_guard<std::mutex> caller(caller_mu_);
   // About four chunks per thread: enough to even out load without much cursor traffic.
   int64_t chunk = std::max(min_chunk, (n + 4 * n_threads_ - 1) / (4 * n_threads_));
+  bool wake = false;
   {
+    // Workers are all between jobs (the previous run waited for active_ == 0), so the job
+    // fields are theirs to read only after they see the new generation.
     std::lock_guard<std::mutex> lk(mu_);
     task_ = task;
     ctx_ = ctx;
@@ -82,13 +104,15 @@ void ThreadPool::run(int64_t n, int64_t min_chunk, Task task, void* ctx) {
     next_.store(0, std::memory_order_relaxed);
     active_.store(n_threads_ - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
+    wake = sleepers_ > 0;
   }
-  cv_start_.notify_all();
+  if (wake) cv_start_.notify_all();
   work_on_job(0);
-  for (int i = 0; i < k_spin_iters && active_.load(std::memory_order_acquire) != 0; ++i)
-    _mm_pause();
+  if (spin_until([&] { return active_.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock<std::mutex> lk(mu_);
+  caller_sleeping_ = true;
   cv_done_.wait(lk, [&] { return active_.load(std::memory_order_acquire) == 0; });
+  caller_sleeping_ = false;
 }
 
 }  // namespace slm

@@ -63,6 +63,8 @@ class ThreadPool {
   int64_t chunk_ = 1;
   std::atomic<int64_t> next_{0};
   std::atomic<int> active_{0};  // workers still inside the current job
+  int sleepers_ = 0;            // workers blocked on cv_start_ (guarded by mu_)
+  bool caller_sleeping_ = false;  // the caller blocked on cv_done_ (guarded by mu_)
 };
 
 }  // namespace slm

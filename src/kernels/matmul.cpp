@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "kernels/simd.h"
 
@@ -122,8 +123,10 @@ void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
   }
 }
 
-Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
-  SLM_TRY(check_weight(w));
+namespace {
+
+// Fallback for weight types without a dot kernel: rows converted to F32 four at a time.
+void matmul_rows_f32(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
   const int64_t in = w.ne[0], out = w.ne[1];
   const int64_t n_tiles = (out + k_tile_rows - 1) / k_tile_rows;
   // F32 rows are read in place when they are float-aligned (safetensors data need not be).
@@ -165,6 +168,70 @@ Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPo
   } else {
     body(0, n_tiles);
   }
+}
+
+// Activations converted to the kernel's format: one grow-only buffer per calling thread, so a
+// forward pass allocates nothing once warm.
+const uint8_t* prepare_activations(const DotKernel& k, const float* x, int64_t T, int64_t in,
+                                   size_t* row_bytes) {
+  *row_bytes = act_row_bytes(k.atype, in);
+  if (k.atype == ActType::f32) return reinterpret_cast<const uint8_t*>(x);
+  thread_local std::vector<uint8_t> buf;
+  const size_t need = *row_bytes * static_cast<size_t>(T);
+  if (buf.size() < need) buf.resize(need);
+  for (int64_t t = 0; t < T; ++t) k.quantize_act(x + t * in, buf.data() + t * *row_bytes, in);
+  return buf.data();
+}
+
+}  // namespace
+
+Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int64_t T, float* y,
+                   ThreadPool* pool) {
+  SLM_TRY(check_weight(w));
+  if (k.wtype != w.dtype) {
+    return error("matmul: kernel for %s given tensor '%s' of type %s", dtype_name(k.wtype),
+                 w.name.c_str(), dtype_name(w.dtype));
+  }
+  const int64_t in = w.ne[0], out = w.ne[1];
+  if (in % act_block_size(k.atype) != 0) {
+    return error("matmul: tensor '%s' row length %lld is not a multiple of %lld", w.name.c_str(),
+                 (long long)in, (long long)act_block_size(k.atype));
+  }
+  size_t abytes = 0;
+  const uint8_t* act = prepare_activations(k, x, T, in, &abytes);
+  const size_t wbytes = static_cast<size_t>(w.row_bytes());
+  const int64_t R = std::max(1, k.tile_rows), C = std::max(1, k.tile_cols);
+  const int64_t n_tiles = (out + R - 1) / R;
+  auto body = [&](int64_t tb, int64_t te) {
+    const int64_t r0 = tb * R, r1 = std::min(out, te * R);
+    // Columns outer within a chunk would re-stream its weights T/C times; rows outer keeps a
+    // row tile in L1 while every column group passes over it.
+    for (int64_t r = r0; r < r1; r += R) {
+      const int nr = static_cast<int>(std::min(R, r1 - r));
+      for (int64_t c = 0; c < T; c += C) {
+        const int nc = static_cast<int>(std::min(C, T - c));
+        k.tile(in, w.row(r), wbytes, nr, act + static_cast<size_t>(c) * abytes, abytes, nc,
+               y + c * out + r, out);
+      }
+    }
+  };
+  // A chunk should stream at least ~32 KiB of weights to be worth a hand-off.
+  const int64_t tile_bytes = std::max<int64_t>(1, R * static_cast<int64_t>(wbytes) * std::max<int64_t>(1, T / 4));
+  const int64_t min_chunk = std::max<int64_t>(1, (int64_t{32} << 10) / tile_bytes);
+  if (pool) {
+    pool->parallel_for(n_tiles, body, min_chunk);
+  } else {
+    body(0, n_tiles);
+  }
+  return Status();
+}
+
+Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
+              MatmulMode mode) {
+  SLM_TRY(check_weight(w));
+  const DotKernel* k = mode == MatmulMode::fast ? dot_kernel(w.dtype) : nullptr;
+  if (k && w.ne[0] % act_block_size(k->atype) == 0) return matmul_with(*k, w, x, T, y, pool);
+  matmul_rows_f32(w, x, T, y, pool);
   return Status();
 }
 

@@ -17,10 +17,23 @@ bool matmul_supports(DType t);
 // Converts row r of w (ne[0] elements) to floats. Weight dtype must be supported.
 void weight_row_to_f32(const TensorView& w, int64_t r, float* out);
 
+// fast: the dot kernels of kernels/qdot.h (quantized weights meet 8-bit activations);
+// float_activations: weight rows dequantized to F32 and dotted with the F32 activations, the
+// arithmetic a float reference framework does on dequantized weights (slower; for parity).
+enum class MatmulMode { fast, float_activations };
+
 // y (T, out) = x (T, in) · Wᵀ, parallel over output rows when pool is non-null. Each weight
-// row is read (and, for non-F32 types, converted) once per call whatever T is.
+// row is read once per call whatever T is. Every output is computed the same way whatever the
+// thread count and T, so a token's result does not depend on the batch it is in.
 // Errors: unsupported dtype or a weight that is not 2-D.
-Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);
+Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
+              MatmulMode mode = MatmulMode::fast);
+
+// The same through a given dot kernel (kernels/qdot.h), e.g. the scalar reference one: tests
+// compare kernels on whole matrices with it. Errors: kernel/tensor type mismatch.
+struct DotKernel;
+Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int64_t T, float* y,
+                   ThreadPool* pool);
 
 // The scalar reference (double accumulation, one thread): the oracle for tests.
 Status matmul_ref(const TensorView& w, const float* x, int64_t T, float* y);

@@ -1,6 +1,8 @@
 // Dot-kernel registry: routes each weight dtype to the family file that implements it.
 #include "kernels/qdot.h"
 
+#include <cstdlib>
+
 #include "kernels/quant.h"
 
 namespace slm {
@@ -41,6 +43,13 @@ bool is_kquant(DType t) {
 }  // namespace
 
 const DotKernel* dot_kernel(DType w, bool simd) {
+  // SLM_SCALAR_KERNELS=1 selects the scalar references everywhere: a debugging aid that tells a
+  // SIMD kernel bug from the arithmetic of the format.
+  static const bool force_scalar = [] {
+    const char* v = std::getenv("SLM_SCALAR_KERNELS");
+    return v && *v && *v != '0';
+  }();
+  if (force_scalar) simd = false;
   return is_kquant(w) ? kquant_dot_kernel(w, simd) : legacy_dot_kernel(w, simd);
 }
 

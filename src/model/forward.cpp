@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -59,23 +60,39 @@ struct Session::Impl {
   int64_t n_ctx;
   int64_t q_dim, kv_dim;
   std::vector<double> inv_freq;
-  // KV cache: [layer][kv_head][pos][D], so one head's keys are contiguous.
-  std::vector<float> k_cache, v_cache;
+  // KV cache: [layer][kv_head][pos] rows of D values in kv_type, so one head's keys are
+  // contiguous. A type the model cannot use leaves init_status set and the cache empty.
+  DType kv_type;
+  Status init_status;
+  size_t kv_row;  // bytes per cached row
+  std::vector<uint8_t> k_cache, v_cache;
   // Scratch for one chunk of up to k_max_batch tokens.
   std::vector<float> x, xn, q, k, v, att, gate, up, cos_t, sin_t;
   std::vector<float> scores;  // one row of n_ctx per thread
   std::vector<float> logits;  // n_vocab, or T x n_vocab with all_logits
 
-  Impl(const Model& m, int64_t ctx, int n_threads)
-      : model(m), c(m.config()), w(m.weights()), pool(n_threads), n_ctx(ctx) {
+  MatmulMode mode;
+
+  Impl(const Model& m, const SessionOptions& o)
+      : model(m),
+        c(m.config()),
+        w(m.weights()),
+        pool(o.n_threads),
+        n_ctx(o.n_ctx),
+        kv_type(o.kv_type),
+        mode(o.float_activations ? MatmulMode::float_activations : MatmulMode::fast) {
     const int64_t B = std::min(k_max_batch, n_ctx);
     const int64_t E = c.n_embd, D = c.head_dim;
     q_dim = c.n_head * D;
     kv_dim = c.n_head_kv * D;
     inv_freq = rope_inv_freq(c, w);
     auto sz = [](int64_t n) { return static_cast<size_t>(n); };
-    k_cache.assign(sz(c.n_layer * kv_dim * n_ctx), 0.0f);
-    v_cache.assign(sz(c.n_layer * kv_dim * n_ctx), 0.0f);
+    init_status = check_kv_type(kv_type, D);
+    kv_row = kv_row_bytes(kv_type, D);
+    if (init_status.ok()) {
+      k_cache.assign(kv_row * sz(c.n_layer * c.n_head_kv * n_ctx), 0);
+      v_cache.assign(kv_row * sz(c.n_layer * c.n_head_kv * n_ctx), 0);
+    }
     x.resize(sz(B * E));
     xn.resize(sz(B * std::max(E, q_dim)));
     q.resize(sz(B * q_dim));
@@ -90,11 +107,14 @@ struct Session::Impl {
     logits.resize(sz(c.n_vocab));
   }
 
-  float* k_at(int64_t layer, int64_t h, int64_t pos) {
-    return k_cache.data() + ((layer * c.n_head_kv + h) * n_ctx + pos) * c.head_dim;
+  size_t kv_offset(int64_t layer, int64_t h, int64_t pos) const {
+    return static_cast<size_t>((layer * c.n_head_kv + h) * n_ctx + pos) * kv_row;
   }
-  float* v_at(int64_t layer, int64_t h, int64_t pos) {
-    return v_cache.data() + ((layer * c.n_head_kv + h) * n_ctx + pos) * c.head_dim;
+  uint8_t* k_at(int64_t layer, int64_t h, int64_t pos) {
+    return k_cache.data() + kv_offset(layer, h, pos);
+  }
+  uint8_t* v_at(int64_t layer, int64_t h, int64_t pos) {
+    return v_cache.data() + kv_offset(layer, h, pos);
   }
 
   // Runs T tokens at positions n_past..n_past+T-1; writes logits of rows [first_out, T) to out.
@@ -124,9 +144,9 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
       rms_norm(x.data() + t * E, static_cast<const float*>(L.attn_norm.data), E, c.norm_eps,
                xn.data() + t * E);
     }
-    SLM_TRY(matmul(L.wq, xn.data(), T, q.data(), tp));
-    SLM_TRY(matmul(L.wk, xn.data(), T, k.data(), tp));
-    SLM_TRY(matmul(L.wv, xn.data(), T, v.data(), tp));
+    SLM_TRY(matmul(L.wq, xn.data(), T, q.data(), tp, mode));
+    SLM_TRY(matmul(L.wk, xn.data(), T, k.data(), tp, mode));
+    SLM_TRY(matmul(L.wv, xn.data(), T, v.data(), tp, mode));
     for (int64_t t = 0; t < T; ++t) {
       float* qt = q.data() + t * q_dim;
       float* kt = k.data() + t * kv_dim;
@@ -144,8 +164,8 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
         if (c.qk_norm)
           rms_norm(kt + h * D, static_cast<const float*>(L.k_norm.data), D, c.norm_eps, kt + h * D);
         rope(kt + h * D, D, cos_t.data() + t * half, sin_t.data() + t * half, c.rope_interleaved);
-        std::copy_n(kt + h * D, D, k_at(il, h, n_past + t));
-        std::copy_n(v.data() + t * kv_dim + h * D, D, v_at(il, h, n_past + t));
+        kv_store_row(kv_type, kt + h * D, k_at(il, h, n_past + t), D);
+        kv_store_row(kv_type, v.data() + t * kv_dim + h * D, v_at(il, h, n_past + t), D);
       }
     }
     // One task per (token, head); each uses its thread's row of scores.
@@ -154,11 +174,12 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
       float* sc = scores.data() + static_cast<int64_t>(tid) * n_ctx;
       for (int64_t task = b; task < e; ++task) {
         const int64_t t = task / H, h = task % H, hk = h / group;
-        attention_head(q.data() + t * q_dim + h * D, k_at(il, hk, 0), v_at(il, hk, 0), D,
-                       n_past + t + 1, D, scale, sc, att.data() + t * q_dim + h * D);
+        attention_head_kv(kv_type, q.data() + t * q_dim + h * D, k_at(il, hk, 0),
+                          v_at(il, hk, 0), kv_row, n_past + t + 1, D, scale, sc,
+                          att.data() + t * q_dim + h * D);
       }
     });
-    SLM_TRY(matmul(L.wo, att.data(), T, xn.data(), tp));
+    SLM_TRY(matmul(L.wo, att.data(), T, xn.data(), tp, mode));
     for (int64_t t = 0; t < T; ++t) axpy_f32(1.0f, xn.data() + t * E, x.data() + t * E, E);
 
     // Feed-forward block: x += W_down · (silu(norm(x) W_gate) * norm(x) W_up).
@@ -166,11 +187,11 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
       rms_norm(x.data() + t * E, static_cast<const float*>(L.ffn_norm.data), E, c.norm_eps,
                xn.data() + t * E);
     }
-    SLM_TRY(matmul(L.w_gate, xn.data(), T, gate.data(), tp));
-    SLM_TRY(matmul(L.w_up, xn.data(), T, up.data(), tp));
+    SLM_TRY(matmul(L.w_gate, xn.data(), T, gate.data(), tp, mode));
+    SLM_TRY(matmul(L.w_up, xn.data(), T, up.data(), tp, mode));
     for (int64_t t = 0; t < T; ++t)
       swiglu(gate.data() + t * c.n_ff, up.data() + t * c.n_ff, c.n_ff);
-    SLM_TRY(matmul(L.w_down, gate.data(), T, xn.data(), tp));
+    SLM_TRY(matmul(L.w_down, gate.data(), T, xn.data(), tp, mode));
     for (int64_t t = 0; t < T; ++t) axpy_f32(1.0f, xn.data() + t * E, x.data() + t * E, E);
   }
 
@@ -180,13 +201,22 @@ Status Session::Impl::run_chunk(const int32_t* tokens, int64_t T, int64_t n_past
     rms_norm(x.data() + (first_out + t) * E, static_cast<const float*>(w.out_norm.data), E,
              c.norm_eps, xn.data() + t * E);
   }
-  return matmul(w.output, xn.data(), n_out, out, tp);
+  return matmul(w.output, xn.data(), n_out, out, tp, mode);
 }
 
-Session::Session(const Model& model, int64_t n_ctx, int n_threads)
-    : n_ctx_(std::max<int64_t>(1, n_ctx)) {
-  impl_ = std::make_unique<Impl>(model, n_ctx_, n_threads);
+Session::Session(const Model& model, const SessionOptions& opts)
+    : n_ctx_(std::max<int64_t>(1, opts.n_ctx)) {
+  SessionOptions o = opts;
+  o.n_ctx = n_ctx_;
+  impl_ = std::make_unique<Impl>(model, o);
 }
+
+Session::Session(const Model& model, int64_t n_ctx, int n_threads, DType kv_type)
+    : Session(model, SessionOptions{n_ctx, n_threads, kv_type, false}) {}
+
+DType Session::kv_type() const { return impl_->kv_type; }
+
+uint64_t Session::kv_bytes() const { return impl_->k_cache.size() + impl_->v_cache.size(); }
 
 Session::~Session() = default;
 
@@ -198,6 +228,7 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
                                                   bool all_logits) {
   Impl& s = *impl_;
   const int64_t T = static_cast<int64_t>(tokens.size()), V = s.c.n_vocab;
+  SLM_TRY(s.init_status);
   if (T == 0) return error("forward: no tokens");
   if (T > n_ctx_ - n_past_) {
     return error("forward: context full (%lld cached + %lld new > n_ctx %lld)", (long long)n_past_,

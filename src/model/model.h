@@ -101,12 +101,28 @@ class Model {
   std::vector<int32_t> extra_eos_;
 };
 
+struct SessionOptions {
+  int64_t n_ctx = 2048;
+  int n_threads = 0;  // 0: all cores
+  // F16 (default), F32, or Q8_0 (head_dim a multiple of 32); an unsupported type makes every
+  // forward() return an error naming it.
+  DType kv_type = DType::F16;
+  // Dequantize weights and keep activations in F32 (MatmulMode::float_activations): the
+  // arithmetic of a float framework on dequantized weights, for parity checks. Slower.
+  bool float_activations = false;
+};
+
 // One inference stream: its KV cache (allocated once for n_ctx) and scratch buffers.
 // No allocation happens per token.
 class Session {
  public:
-  Session(const Model& model, int64_t n_ctx, int n_threads = 0);  // 0 threads: all cores
+  Session(const Model& model, const SessionOptions& opts);
+  Session(const Model& model, int64_t n_ctx, int n_threads = 0, DType kv_type = DType::F16);
   ~Session();
+
+  DType kv_type() const;
+  // Bytes held by the KV cache (allocated in full at construction).
+  uint64_t kv_bytes() const;
 
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_past() const { return n_past_; }

@@ -125,7 +125,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
   const int64_t V = m.config().n_vocab, T = static_cast<int64_t>(toks.size());
   double worst = 0;
   {
-    Session s(m, 64, 2);
+    Session s(m, SessionOptions{64, 2, DType::F32, true});
     auto out = s.forward(toks, true);
     if (!out.ok()) {
       ADD_FAILURE() << out.message();
@@ -135,7 +135,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
       worst = std::max(worst, test::logits_rel_err(out->data() + t * V, ref.data() + t * V, V));
   }
   {
-    Session s(m, 64, 1);
+    Session s(m, SessionOptions{64, 1, DType::F32, true});
     for (int64_t t = 0; t < T; ++t) {
       auto out = s.forward(std::span<const int32_t>(toks.data() + t, 1));
       if (!out.ok()) {
@@ -146,7 +146,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
     }
   }
   {
-    Session s(m, 64, 2);
+    Session s(m, SessionOptions{64, 2, DType::F32, true});
     const int64_t P = 13;
     auto out = s.forward(std::span<const int32_t>(toks.data(), P));
     if (!out.ok()) {
@@ -166,7 +166,7 @@ double worst_error(const std::string& path, const std::vector<int32_t>& toks,
   {
     // Rewind: after a full pass, truncate to 10 and replay the rest; stale cache rows past the
     // cut must not leak into the new logits.
-    Session s(m, 64, 2);
+    Session s(m, SessionOptions{64, 2, DType::F32, true});
     auto out = s.forward(toks);
     if (!out.ok()) {
       ADD_FAILURE() << out.message();

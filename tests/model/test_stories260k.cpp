@@ -95,7 +95,7 @@ TEST(Stories260K, GreedyContinuationMatchesPyTorch) {
   const int64_t V = m->config().n_vocab;
   const int64_t P = static_cast<int64_t>(ref.prompt.size());
   ASSERT_EQ(ref.logits.size(), static_cast<size_t>((P + k_new_tokens - 1) * V));
-  Session s(*m, 512, 2);
+  Session s(*m, 512, 2, DType::F32);
   auto out = s.forward(ref.prompt);
   double worst = 0;
   std::vector<int32_t> got;
@@ -122,7 +122,7 @@ TEST(Stories260K, BatchedAllLogitsMatchPyTorch) {
   const int64_t V = m->config().n_vocab;
   std::vector<int32_t> seq = ref.prompt;
   seq.insert(seq.end(), ref.generated.begin(), ref.generated.end() - 1);
-  Session s(*m, 512, 2);
+  Session s(*m, 512, 2, DType::F32);
   auto out = s.forward(seq, /*all_logits=*/true);
   ASSERT_TRUE(out.ok()) << out.message();
   ASSERT_EQ(out->size(), seq.size() * static_cast<size_t>(V));
@@ -138,7 +138,7 @@ TEST(Stories260K, BatchedAllLogitsMatchPyTorch) {
 TEST(Stories260K, ContextFullAndBadTokenAreErrors) {
   auto m = load_stories();
   ASSERT_TRUE(m);
-  Session s(*m, 4, 1);
+  Session s(*m, 4, 1, DType::F32);
   EXPECT_FALSE(s.forward(std::vector<int32_t>{1, 2, 3, 4, 5}).ok());
   EXPECT_FALSE(s.forward(std::vector<int32_t>{512}).ok());
   EXPECT_FALSE(s.forward(std::vector<int32_t>{-1}).ok());

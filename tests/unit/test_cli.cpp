@@ -160,7 +160,7 @@ TEST(Cli, RunGreedyMatchesTorchText) {
   RunResult text = run(slm() + " tokenize --decode " + stories(), ids);
   ASSERT_EQ(text.exit_code, 0) << text.err;
   RunResult ours = run(slm() + " run " + stories() + " -p 'Once upon a time' --temp 0 -n " +
-                       std::to_string(n) + " -t 2");
+                       std::to_string(n) + " -t 2 --kv-type f32");
   ASSERT_EQ(ours.exit_code, 0) << ours.err;
   // decode() drops the SentencePiece leading space of the first token; the stream keeps it.
   std::string got = ours.out.substr(0, ours.out.size() - 1);  // run ends with a newline
@@ -208,7 +208,7 @@ TEST(Cli, PerplexityMatchesTorchProtocol) {
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   nlohmann::json j = nlohmann::json::parse(ref.out);
   ASSERT_GE(j["n_chunks"].get<int>(), 2);
-  RunResult ours = run(slm() + " perplexity " + stories() + " " + sh_quote(dir.file("text.txt")) + " --ctx 64");
+  RunResult ours = run(slm() + " perplexity " + stories() + " " + sh_quote(dir.file("text.txt")) + " --ctx 64 --kv-type f32");
   ASSERT_EQ(ours.exit_code, 0) << ours.err;
   size_t at = ours.out.find("PPL = ");
   ASSERT_NE(at, std::string::npos) << ours.out;
@@ -302,6 +302,8 @@ TEST(Cli, BadInputGivesClearErrors) {
       {"tokenize " + sh_quote(truncated), "trunc.gguf"},
       {"info " + sh_quote(empty_dir), "config.json"},
       {"run " + stories() + " -p hi --temp -1", "temp"},
+      {"run " + stories() + " -p hi --kv-type q4_0", "--kv-type 'q4_0' is not one of"},
+      {"run " + stories() + " -p hi --kv-type q8_0", "multiple of 32 (this model: 8)"},
   };
   for (const Case& c : cases) {
     RunResult r = run(slm() + " " + c.args, "");

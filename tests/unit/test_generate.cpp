@@ -399,7 +399,7 @@ TEST(Generate, Stories260KGreedyMatchesPyTorchReference) {
       break;
     }
   }
-  Session session(**model, 256, 1);
+  Session session(**model, 256, 1, DType::F32);
   GenerateOptions o;
   o.sampling.temperature = 0.0f;
   o.max_tokens = n_new;

@@ -242,7 +242,7 @@ TEST(Perplexity, Stories260KMatchesPyTorchReference) {
   ASSERT_GE(static_cast<int64_t>(tokens.size()), 2 * n_ctx);
   const int32_t bos = tok.add_bos() ? tok.bos_id() : -1;
 
-  Session session(**model, n_ctx, 1);
+  Session session(**model, n_ctx, 1, DType::F32);
   PerplexityOptions o;
   o.n_ctx = n_ctx;
   o.n_batch = 20;  // not a divisor of n_ctx: windows go in three calls

@@ -19,6 +19,7 @@ struct PplOptions {
   int64_t n_ctx = 512;
   int64_t n_chunks = -1;
   int threads = 0;
+  std::string kv_type = "f16";
 };
 
 int run_perplexity(const PplOptions& o) {
@@ -30,7 +31,9 @@ int run_perplexity(const PplOptions& o) {
   if (!model.ok()) return fail(model.status());
   if (!(*model)->has_tokenizer()) return fail(error("%s: the model has no tokenizer", o.model.c_str()));
   if (o.n_ctx < 2) return fail(error("--ctx must be at least 2"));
-  Session session(**model, o.n_ctx, o.threads);
+  DType kv = DType::F16;
+  if (Status st = parse_kv_type(o.kv_type, (*model)->config().head_dim, &kv); !st.ok()) return fail(st);
+  Session session(**model, o.n_ctx, o.threads, kv);
   PerplexityOptions po;
   po.n_ctx = o.n_ctx;
   po.n_chunks = o.n_chunks;
@@ -59,6 +62,7 @@ void add_perplexity(CLI::App& app) {
   sub->add_option("-c,--ctx", o->n_ctx, "window length in tokens")->capture_default_str();
   sub->add_option("--chunks", o->n_chunks, "score at most this many windows (default: all)");
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)");
+  sub->add_option("--kv-type", o->kv_type, "KV cache type: f16, q8_0 or f32")->capture_default_str();
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
   sub->callback([o] { exit_code() = run_perplexity(*o); });
 }

@@ -38,6 +38,7 @@ struct CommonOptions {
   std::string tokenizer;
   int64_t n_ctx = 0;  // 0: min(training context, 4096)
   int threads = 0;
+  std::string kv_type = "f16";
   int64_t max_tokens = 256;
   SamplerParams sampling;
   int64_t seed = -1;
@@ -53,6 +54,7 @@ void add_common(CLI::App* sub, CommonOptions& o) {
       ->capture_default_str();
   sub->add_option("-c,--ctx", o.n_ctx, "context length (default: the model's, at most 4096)");
   sub->add_option("-t,--threads", o.threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+  sub->add_option("--kv-type", o.kv_type, "KV cache type: f16, q8_0 or f32")->capture_default_str();
   sub->add_option("--temp", o.sampling.temperature, "temperature (0: greedy)")
       ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   sub->add_option("--top-k", o.sampling.top_k, "top-k (0: off)")->capture_default_str();
@@ -89,7 +91,9 @@ Expected<Loaded> load(const CommonOptions& o) {
   int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : (train > 0 ? std::min<int64_t>(train, 4096) : 2048);
   if (o.n_ctx < 0) return error("--ctx must be positive");
   Loaded l;
-  l.session = std::make_unique<Session>(*model, n_ctx, o.threads);
+  DType kv = DType::F16;
+  SLM_TRY(parse_kv_type(o.kv_type, model->config().head_dim, &kv));
+  l.session = std::make_unique<Session>(*model, n_ctx, o.threads, kv);
   l.model = std::move(model);
   return l;
 }

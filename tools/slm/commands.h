@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/dtype.h"
 #include "core/status.h"
 
 namespace slm::cli {
@@ -25,6 +26,8 @@ int& exit_code();
 
 // Prints "slm: <message>" to stderr and returns 1.
 int fail(const Status& s);
+// Parses a --kv-type value (f16, q8_0, f32; any case) and checks the model can use it.
+Status parse_kv_type(const std::string& name, int64_t head_dim, DType* out);
 // Reads all of stdin as bytes (nothing stripped).
 std::string read_stdin();
 

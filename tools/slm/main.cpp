@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "commands.h"
+#include "kernels/attention.h"
 
 namespace slm::cli {
 
@@ -15,6 +16,16 @@ int& exit_code() {
 int fail(const Status& s) {
   std::fprintf(stderr, "slm: %s\n", s.message().c_str());
   return 1;
+}
+
+Status parse_kv_type(const std::string& name, int64_t head_dim, DType* out) {
+  DType t;
+  if (!dtype_from_name(name, &t) || (t != DType::F16 && t != DType::F32 && t != DType::Q8_0)) {
+    return error("--kv-type '%s' is not one of f16, q8_0, f32", name.c_str());
+  }
+  SLM_TRY(check_kv_type(t, head_dim));
+  *out = t;
+  return Status();
 }
 
 std::string read_stdin() {

@@ -1,0 +1,188 @@
+// Typed-KV attention: F16 rows are widened with F16C in registers, Q8_0 rows with integer
+// sign extension, so the cache is read once per step at its stored size.
+#include "kernels/attention.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/simd.h"
+
+namespace slm {
+
+namespace {
+
+constexpr int64_t k_q8 = 32;         // Q8_0 block: f16 d + 32 int8
+constexpr size_t k_q8_bytes = 34;
+
+inline float q8_scale(const uint8_t* b) {
+  uint16_t h;
+  std::memcpy(&h, b, 2);
+  return fp16_to_fp32(h);
+}
+
+// ---- AVX2 -----------------------------------------------------------------------------------
+
+SLM_AVX2 float dot_row_avx2(DType t, const float* q, const uint8_t* row, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  if (t == DType::F16) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(row);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
+    }
+    float s = hsum256(acc);
+    for (; i < n; ++i) s += q[i] * fp16_to_fp32(h[i]);
+    return s;
+  }
+  if (t == DType::Q8_0) {
+    float s = 0;
+    for (int64_t b = 0; b < n; b += k_q8, row += k_q8_bytes) {
+      const int8_t* qs = reinterpret_cast<const int8_t*>(row + 2);
+      __m256 blk = _mm256_setzero_ps();
+      for (int j = 0; j < k_q8; j += 8) {
+        __m256 kv = _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + j))));
+        blk = _mm256_fmadd_ps(_mm256_loadu_ps(q + b + j), kv, blk);
+      }
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(row)), blk, acc);
+    }
+    return s + hsum256(acc);
+  }
+  return dot_f32(q, reinterpret_cast<const float*>(row), n);
+}
+
+SLM_AVX2 void axpy_row_avx2(DType t, float a, const uint8_t* row, float* y, int64_t n) {
+  if (t == DType::F16) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(row);
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+      _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; ++i) y[i] += a * fp16_to_fp32(h[i]);
+    return;
+  }
+  if (t == DType::Q8_0) {
+    for (int64_t b = 0; b < n; b += k_q8, row += k_q8_bytes) {
+      const int8_t* qs = reinterpret_cast<const int8_t*>(row + 2);
+      const __m256 va = _mm256_set1_ps(a * q8_scale(row));
+      for (int j = 0; j < k_q8; j += 8) {
+        __m256 kv = _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + j))));
+        _mm256_storeu_ps(y + b + j, _mm256_fmadd_ps(va, kv, _mm256_loadu_ps(y + b + j)));
+      }
+    }
+    return;
+  }
+  axpy_f32(a, reinterpret_cast<const float*>(row), y, n);
+}
+
+}  // namespace
+
+bool kv_type_supported(DType t, int64_t head_dim) {
+  return t == DType::F32 || t == DType::F16 || (t == DType::Q8_0 && head_dim % k_q8 == 0);
+}
+
+Status check_kv_type(DType t, int64_t head_dim) {
+  if (t == DType::Q8_0 && head_dim % k_q8 != 0) {
+    return error("KV cache type Q8_0 needs a head size that is a multiple of 32 (this model: %lld)",
+                 (long long)head_dim);
+  }
+  if (!kv_type_supported(t, head_dim)) {
+    return error("KV cache type %s is not supported (use F32, F16 or Q8_0)", dtype_name(t));
+  }
+  return Status();
+}
+
+size_t kv_row_bytes(DType t, int64_t n) {
+  switch (t) {
+    case DType::F16:
+      return static_cast<size_t>(n) * 2;
+    case DType::Q8_0:
+      return static_cast<size_t>(n / k_q8) * k_q8_bytes;
+    default:
+      return static_cast<size_t>(n) * 4;
+  }
+}
+
+void kv_store_row(DType t, const float* src, void* dst, int64_t n) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  if (t == DType::F16) {
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h = fp32_to_fp16(src[i]);
+      std::memcpy(out + 2 * i, &h, 2);
+    }
+  } else if (t == DType::Q8_0) {
+    for (int64_t b = 0; b < n; b += k_q8, out += k_q8_bytes) {
+      float amax = 0;
+      for (int64_t j = 0; j < k_q8; ++j) amax = std::max(amax, std::fabs(src[b + j]));
+      const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+      const uint16_t h = fp32_to_fp16(d);
+      std::memcpy(out, &h, 2);
+      for (int64_t j = 0; j < k_q8; ++j) {
+        out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(src[b + j] * id)));
+      }
+    }
+  } else {
+    std::memcpy(out, src, static_cast<size_t>(n) * 4);
+  }
+}
+
+void kv_load_row(DType t, const void* src, float* dst, int64_t n) {
+  const uint8_t* in = static_cast<const uint8_t*>(src);
+  if (t == DType::F16) {
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, in + 2 * i, 2);
+      dst[i] = fp16_to_fp32(h);
+    }
+  } else if (t == DType::Q8_0) {
+    for (int64_t b = 0; b < n; b += k_q8, in += k_q8_bytes) {
+      const float d = q8_scale(in);
+      for (int64_t j = 0; j < k_q8; ++j) dst[b + j] = static_cast<int8_t>(in[2 + j]) * d;
+    }
+  } else {
+    std::memcpy(dst, in, static_cast<size_t>(n) * 4);
+  }
+}
+
+void attention_head_kv_ref(DType t, const float* q, const void* k, const void* v, size_t stride,
+                           int64_t n_pos, int64_t head_dim, float scale, float* scores,
+                           float* out) {
+  std::vector<float> row(static_cast<size_t>(head_dim));
+  const uint8_t* kb = static_cast<const uint8_t*>(k);
+  const uint8_t* vb = static_cast<const uint8_t*>(v);
+  for (int64_t j = 0; j < n_pos; ++j) {
+    kv_load_row(t, kb + j * stride, row.data(), head_dim);
+    scores[j] = dot_f32_ref(q, row.data(), head_dim) * scale;
+  }
+  softmax_ref(scores, n_pos);
+  for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    kv_load_row(t, vb + j * stride, row.data(), head_dim);
+    axpy_f32_ref(scores[j], row.data(), out, head_dim);
+  }
+}
+
+void attention_head_kv(DType t, const float* q, const void* k, const void* v, size_t stride,
+                       int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out) {
+  if (!ops_have_avx2()) {
+    attention_head_kv_ref(t, q, k, v, stride, n_pos, head_dim, scale, scores, out);
+    return;
+  }
+  const uint8_t* kb = static_cast<const uint8_t*>(k);
+  const uint8_t* vb = static_cast<const uint8_t*>(v);
+  for (int64_t j = 0; j < n_pos; ++j) scores[j] = dot_row_avx2(t, q, kb + j * stride, head_dim) * scale;
+  softmax(scores, n_pos);
+  for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
+  for (int64_t j = 0; j < n_pos; ++j) axpy_row_avx2(t, scores[j], vb + j * stride, out, head_dim);
+}
+
+}  // namespace slm

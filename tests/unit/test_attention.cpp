@@ -1,0 +1,117 @@
+// Typed KV cache attention: stored rows against the reference quantizers, and the SIMD attention
+// over F32/F16/Q8_0 rows against the scalar oracle on the same stored bytes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+
+namespace slm {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Σ(a-b)² / Σb²
+double nmse(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+TEST(KvCache, StoredRowsMatchTheReferenceQuantizers) {
+  const int64_t D = 128;
+  std::vector<float> x = randn(D, 1, 3.0f);
+  // F16 and Q8_0 rows are exactly what the GGUF reference quantizers produce.
+  for (DType t : {DType::F16, DType::Q8_0}) {
+    std::vector<uint8_t> ours(kv_row_bytes(t, D)), ref(kv_row_bytes(t, D));
+    kv_store_row(t, x.data(), ours.data(), D);
+    ASSERT_TRUE(quantize_row(t, x.data(), ref.data(), D).ok());
+    EXPECT_EQ(ours, ref) << dtype_name(t);
+    std::vector<float> back(D), deq(D);
+    kv_load_row(t, ours.data(), back.data(), D);
+    dequantize_row(t, ref.data(), deq.data(), D);
+    EXPECT_EQ(0, std::memcmp(back.data(), deq.data(), D * sizeof(float))) << dtype_name(t);
+  }
+  std::vector<uint8_t> f32(kv_row_bytes(DType::F32, D));
+  kv_store_row(DType::F32, x.data(), f32.data(), D);
+  EXPECT_EQ(0, std::memcmp(f32.data(), x.data(), D * sizeof(float)));
+}
+
+TEST(KvCache, TypeChecks) {
+  EXPECT_TRUE(check_kv_type(DType::F16, 8).ok());
+  EXPECT_TRUE(check_kv_type(DType::F32, 8).ok());
+  EXPECT_FALSE(check_kv_type(DType::Q8_0, 8).ok());
+  EXPECT_TRUE(check_kv_type(DType::Q8_0, 64).ok());
+  EXPECT_FALSE(check_kv_type(DType::Q4_0, 64).ok());
+  EXPECT_EQ(kv_row_bytes(DType::Q8_0, 64), 68u);
+}
+
+TEST(KvCache, SimdAttentionMatchesScalarOracle) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    for (int64_t D : {32, 64, 128}) {
+      for (int64_t n_pos : {1, 2, 7, 33, 300}) {
+        const size_t row = kv_row_bytes(t, D);
+        const size_t stride = row + 6;  // rows need not be packed or aligned
+        std::vector<uint8_t> k(stride * n_pos), v(stride * n_pos);
+        for (int64_t j = 0; j < n_pos; ++j) {
+          std::vector<float> kr = randn(D, 100 + j, 1.0f), vr = randn(D, 900 + j, 1.0f);
+          kv_store_row(t, kr.data(), k.data() + j * stride, D);
+          kv_store_row(t, vr.data(), v.data() + j * stride, D);
+        }
+        std::vector<float> q = randn(D, 7, 1.0f), scores(n_pos), out(D), ref(D);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        attention_head_kv(t, q.data(), k.data(), v.data(), stride, n_pos, D, scale,
+                          scores.data(), out.data());
+        attention_head_kv_ref(t, q.data(), k.data(), v.data(), stride, n_pos, D, scale,
+                              scores.data(), ref.data());
+        EXPECT_LT(nmse(out, ref), 1e-7) << dtype_name(t) << " D=" << D << " n=" << n_pos;
+      }
+    }
+  }
+}
+
+// The F16 and Q8_0 caches change attention output only as much as their rounding allows.
+TEST(KvCache, QuantizedCacheStaysCloseToF32) {
+  const int64_t D = 64, n_pos = 200;
+  const size_t s32 = kv_row_bytes(DType::F32, D);
+  std::vector<uint8_t> k32(s32 * n_pos), v32(s32 * n_pos);
+  std::vector<std::vector<float>> ks, vs;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    ks.push_back(randn(D, 10 + j));
+    vs.push_back(randn(D, 5000 + j));
+    kv_store_row(DType::F32, ks.back().data(), k32.data() + j * s32, D);
+    kv_store_row(DType::F32, vs.back().data(), v32.data() + j * s32, D);
+  }
+  std::vector<float> q = randn(D, 3), scores(n_pos), base(D);
+  attention_head_kv_ref(DType::F32, q.data(), k32.data(), v32.data(), s32, n_pos, D, 0.125f,
+                        scores.data(), base.data());
+  for (auto [t, bound] : {std::pair{DType::F16, 1e-6}, std::pair{DType::Q8_0, 1e-3}}) {
+    const size_t s = kv_row_bytes(t, D);
+    std::vector<uint8_t> k(s * n_pos), v(s * n_pos);
+    for (int64_t j = 0; j < n_pos; ++j) {
+      kv_store_row(t, ks[j].data(), k.data() + j * s, D);
+      kv_store_row(t, vs[j].data(), v.data() + j * s, D);
+    }
+    std::vector<float> out(D);
+    attention_head_kv(t, q.data(), k.data(), v.data(), s, n_pos, D, 0.125f, scores.data(),
+                      out.data());
+    EXPECT_LT(nmse(out, base), bound) << dtype_name(t);
+  }
+}
+
+}  // namespace
+}  // namespace slm
