@@ -21,10 +21,13 @@ void weight_row_to_f32(const TensorView& w, int64_t r, float* out);
 // float_activations: weight rows dequantized to F32 and dotted with the F32 activations, the
 // arithmetic a float reference framework does on dequantized weights (slower; for parity).
 enum class MatmulMode { fast, float_activations };
+constexpr int64_t k_gemm_min_tokens = 32;
 
 // y (T, out) = x (T, in) · Wᵀ, parallel over output rows when pool is non-null. Each weight
-// row is read once per call whatever T is. Every output is computed the same way whatever the
-// thread count and T, so a token's result does not depend on the batch it is in.
+// row is read once per call whatever T is. fast mode: batches of k_gemm_min_tokens or more go
+// to the packed FP32 GEMM (kernels/gemm.h, weights converted once per call); smaller ones to
+// the dot-kernel tiles, where every output is computed the same way whatever the thread count
+// and T, so a token's result does not depend on the other tokens of a small batch.
 // Errors: unsupported dtype or a weight that is not 2-D.
 Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
               MatmulMode mode = MatmulMode::fast);

@@ -14,7 +14,7 @@ namespace slm {
 namespace {
 
 // Prompts are processed in chunks of at most this many tokens (bounds the scratch size).
-constexpr int64_t k_max_batch = 32;
+constexpr int64_t k_max_batch = 128;
 
 // Per-pair inverse frequencies, theta^(-2i/D), with the model's scaling applied.
 std::vector<double> rope_inv_freq(const ModelConfig& c, const ModelWeights& w) {
