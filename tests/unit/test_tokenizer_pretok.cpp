@@ -6,6 +6,7 @@
 
 #include "formats/gguf.h"
 #include "test_util.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 
 namespace slm {
@@ -115,6 +116,40 @@ INSTANTIATE_TEST_SUITE_P(Families, PretokTest,
                            }
                            return n;
                          });
+
+// Every preset's patterns compile (a pattern that does not compile makes its models unloadable).
+TEST(Pretok, EveryPresetCompiles) {
+  for (const char* pre : {"default", "gpt-2", "starcoder", "llama3", "qwen2", "deepseek-llm",
+                          "deepseek-coder", "deepseek3-llm", "falcon", "bloom", "viking", "tekken",
+                          "gpt-4o", "smollm", "refact", "command-r", "olmo", "dbrx", "jais",
+                          "stablelm2", "chatglm-bpe", "poro-chat", "smaug-bpe", "mpt", "gpt-neox"}) {
+    bool known = false;
+    auto steps = tok::preset_steps(pre, &known);
+    EXPECT_TRUE(steps.ok()) << pre << ": " << steps.message();
+    EXPECT_TRUE(known) << pre;
+  }
+}
+
+// deepseek-llm's letter class lists cased-letter ranges by code point; the Greek Extended and
+// letterlike endpoints (U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126, U+212A) are not in NFC, so they
+// are written as escapes. Through the letter step alone (a later CJK step isolates all of
+// U+0800..U+4E00 again), letters in those ranges join a word; ASCII punctuation does not.
+TEST(Pretok, DeepseekLlmLetterRanges) {
+  bool known = false;
+  auto steps = tok::preset_steps("deepseek-llm", &known);
+  ASSERT_TRUE(steps.ok()) << steps.message();
+  ASSERT_GE(steps->size(), 2u);
+  const std::vector<tok::SplitStep> letters{(*steps)[1]};
+  auto pieces = [&](const std::string& text) {
+    std::vector<std::string> out;
+    for (auto v : tok::pre_tokenize(text, letters)) out.emplace_back(v);
+    return out;
+  };
+  // U+1FD2 (in U+1FD0..U+1FD3), U+212B (in U+212A..U+212D), U+1FBE: one word with the Latin.
+  EXPECT_EQ(pieces("ab\u1fd2c\u212bd\u1fbe"), std::vector<std::string>{"ab\u1fd2c\u212bd\u1fbe"});
+  // '{' (U+007B) once fell inside a mis-normalized "K-\u212d" range.
+  EXPECT_EQ(pieces("ab{cd"), (std::vector<std::string>{"ab", "{", "cd"}));
+}
 
 }  // namespace
 }  // namespace slm
