@@ -7,6 +7,7 @@
 // Integer ranges: maddubs pairs stay below 2 * 63 * 127 = 16002 (no int16 saturation), and the
 // int32 super-block sums below 2^28, so only the final per-super-block scaling is in float.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/qdot_kquant_internal.h"
 
@@ -193,6 +194,115 @@ SLM_AVX2 void row_dot(int64_t nb, const uint8_t* w, const uint8_t* a, size_t ba,
   for (int c = 0; c < NC; ++c) out[c] = hsum256(acc[c]);
 }
 
+// ---- nc = 1 (decode): stream each super-block chunk by chunk -----------------------------------
+// row_dot<T, 1> decodes all eight chunks and their scale vectors before the dot products: 16
+// live vectors, more than the 16 ymm registers, so the compiler spills. These versions decode,
+// scale and dot one chunk at a time, straight from the loaded bytes. The integer sums are exact,
+// so adding the chunks in another order gives the same int32 lanes, and T::finish does the same
+// float work as row_dot: a column computed here is bit-identical to one computed at nc > 1.
+
+// unpack_scales_k4 in SSE: v = the 12 scale bytes as words [w0, w1, w2, -]. The 16-byte load
+// reads 4 bytes of quants too (inside the super-block), which the shuffles drop; copying the
+// 12 bytes to the stack first would stall on store forwarding.
+SLM_AVX2 inline __m128i unpack_scales_k4_sse(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i a = _mm_srlv_epi32(_mm_shuffle_epi32(v, 0x98), _mm_setr_epi32(0, 0, 0, 4));
+  const __m128i b = _mm_srli_epi32(_mm_shuffle_epi32(v, 0x50), 2);  // [w0, w0, w1, w1] >> 2
+  const __m128i m_lo = _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+  const __m128i m_hi = _mm_setr_epi32(0, 0x30303030, 0, 0x30303030);
+  return _mm_or_si128(_mm_and_si128(a, m_lo), _mm_and_si128(b, m_hi));
+}
+
+SLM_AVX2 inline __m256i dot_chunk_ctrl(__m256i q, const int8_t* a, __m256i scales,
+                                       __m256i ctrl) {
+  return dot_chunk(q, a, _mm256_shuffle_epi8(scales, ctrl));
+}
+
+template <bool Q5>
+SLM_AVX2 float row_dot1_k4(int64_t nb, const uint8_t* w, const ActBlockQ8_K* ab) {
+  constexpr size_t bytes = Q5 ? k_q5_k_bytes : k_q4_k_bytes;
+  constexpr size_t qs_off = Q5 ? 48 : 16;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m16 = _mm256_set1_epi8(0x10);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i, w += bytes, ++ab) {
+    K4Prep p;
+    const __m128i sm = unpack_scales_k4_sse(w + 4);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    p.mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+    p.d = half_to_float(w);
+    p.dmin = half_to_float(w + 2);
+    __m256i h = Q5 ? loadu256(w + 16) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = loadu256(w + qs_off + 32 * k);
+      __m256i lo = _mm256_and_si256(v, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if (Q5) {
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(h, 4), m16));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(h, 3), m16));
+        h = _mm256_srli_epi16(h, 2);
+      }
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(lo, ab->qs + 64 * k, scales,
+                                                   single_ctrl(2 * k)));
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(hi, ab->qs + 64 * k + 32, scales,
+                                                   single_ctrl(2 * k + 1)));
+    }
+    acc = finish_k4(p, ab, sumi, acc);
+  }
+  return hsum256(acc);
+}
+
+SLM_AVX2 float row_dot1_q6_k(int64_t nb, const uint8_t* w, const ActBlockQ8_K* ab) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3),
+                m12 = _mm256_set1_epi8(0x0c), m48 = _mm256_set1_epi8(0x30);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i, w += k_q6_k_bytes, ++ab) {
+    Q6K::Prep p;  // sc[] unused here: scales are shuffled per chunk
+    p.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+    p.d = half_to_float(w + 208);
+    const __m256i sc_half[2] = {_mm256_permute4x64_epi64(p.sc16, 0x44),   // scales 0-7
+                                _mm256_permute4x64_epi64(p.sc16, 0xee)};  // scales 8-15
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i sc = sc_half[h];
+      const __m256i la = loadu256(w + 64 * h), lb = loadu256(w + 64 * h + 32);
+      const __m256i hv = loadu256(w + 128 + 32 * h);
+      const int8_t* a = ab->qs + 128 * h;
+      const __m256i q0 = _mm256_or_si256(_mm256_and_si256(la, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hv, m3), 4));
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(q0, a, sc, pair_ctrl(0)));
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(lb, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hv, m12), 2));
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(q1, a + 32, sc, pair_ctrl(1)));
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
+                                         _mm256_and_si256(hv, m48));
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(q2, a + 64, sc, pair_ctrl(2)));
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(hv, 2), m48));
+      sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(q3, a + 96, sc, pair_ctrl(3)));
+    }
+    acc = Q6K::finish(p, ab, sumi, acc);
+  }
+  return hsum256(acc);
+}
+
+// The nc = 1 row kernel of T, or row_dot<T, 1> for the types without a streaming version.
+template <class T>
+SLM_AVX2 float row_dot1(int64_t nb, const uint8_t* w, const uint8_t* a) {
+  const auto* ab = reinterpret_cast<const ActBlockQ8_K*>(a);
+  if constexpr (std::is_same_v<T, Q4K>) {
+    return row_dot1_k4<false>(nb, w, ab);
+  } else if constexpr (std::is_same_v<T, Q5K>) {
+    return row_dot1_k4<true>(nb, w, ab);
+  } else if constexpr (std::is_same_v<T, Q6K>) {
+    return row_dot1_q6_k(nb, w, ab);
+  } else {
+    float out[1];
+    row_dot<T, 1>(nb, w, a, 0, out);
+    return out[0];
+  }
+}
+
 // Rows outer within each group of up to four columns: every weight super-block is decoded once
 // per group; at nc = 1 (decode) the rows stream through in memory order.
 template <class T>
@@ -208,7 +318,7 @@ SLM_AVX2 void tile(int64_t n, const void* w, size_t bw, int nr, const void* a, s
       float out[4];
       switch (m) {
         case 1:
-          row_dot<T, 1>(nb, wr, ac, ba, out);
+          out[0] = row_dot1<T>(nb, wr, ac);
           break;
         case 2:
           row_dot<T, 2>(nb, wr, ac, ba, out);
