@@ -34,8 +34,9 @@ void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 
 // Prompt path: y (T x out, row stride out) = x (T x in) · Wᵀ for a 2-D weight w (ne = {in,
 // out}) of any dtype matmul_supports (F32, F16, BF16, Q4_0 ... Q6_K). Weight rows are
-// converted to F32 with dequantize_row_fast straight into the packed B panels, once per call,
-// and multiplied by the sgemm micro-kernel. Threads split the weight rows, so each weight byte
+// converted to F32 once per call and packed into B panels (F16/BF16 widened directly into the
+// panel layout, other types through dequantize_row_fast), then multiplied by the sgemm
+// micro-kernel. Threads split the weight rows, so each weight byte
 // is read and converted by one thread only.
 // Errors: unsupported dtype, a weight that is not 2-D, or ne[0] not a multiple of the block size.
 Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);

@@ -236,6 +236,25 @@ TEST(MatmulGemm, ThreadedWideWeight) {
   check_matmul(f, 130, &pool, 403);
 }
 
+// 16-bit weights are widened straight into the packed panels 8 k at a time: a row length that
+// is not a multiple of 8 (in each K block) exercises the scalar tail, and odd-byte-aligned data
+// the generic dequantize path.
+TEST(MatmulGemm, HalfWeightsRaggedAndMisaligned) {
+  ThreadPool pool(2);
+  uint32_t seed = 600;
+  for (DType dt : {DType::F16, DType::BF16}) {
+    for (int64_t in : {3, 13, 269, 517}) {
+      for (bool misalign : {false, true}) {
+        Weight w = make_weight(dt, in, 37, seed++, misalign);
+        for (int64_t T : {1, 7, 40}) {
+          check_matmul(w, T, nullptr, seed++);
+          check_matmul(w, T, &pool, seed++);
+        }
+      }
+    }
+  }
+}
+
 TEST(MatmulGemm, MisalignedF32Weight) {
   Weight w = make_weight(DType::F32, 100, 33, 500, /*misalign=*/true);
   for (int64_t T : {1, 17, 130}) check_matmul(w, T, nullptr, 501);
