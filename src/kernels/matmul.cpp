@@ -26,27 +26,33 @@ constexpr int64_t k_tile_rows = 4;
 
 // ---- row conversion -------------------------------------------------------------------------
 
-SLM_AVX2 void f16_row_avx2(const uint16_t* src, float* dst, int64_t n) {
+// 16-bit rows may sit at odd addresses (safetensors data has no alignment): every element is
+// read through memcpy, never through a uint16_t pointer.
+inline uint16_t u16_at(const uint8_t* p, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return h;
+}
+
+SLM_AVX2 void f16_row_avx2(const uint8_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
   }
-  for (; i < n; ++i) dst[i] = fp16_to_fp32(src[i]);
+  for (; i < n; ++i) dst[i] = fp16_to_fp32(u16_at(src, i));
 }
 
 void f16_row(const uint8_t* src, float* dst, int64_t n) {
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
   if (ops_have_avx2()) {
-    f16_row_avx2(s, dst, n);
+    f16_row_avx2(src, dst, n);
   } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(u16_at(src, i));
   }
 }
 
 void bf16_row(const uint8_t* src, float* dst, int64_t n) {
-  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(s[i]);
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(u16_at(src, i));
 }
 
 // ---- dot of four weight rows with one activation row ---------------------------------------
