@@ -285,5 +285,6 @@ void add_bench(CLI::App& app) {
   sub->add_option("--make-seed", o->make_seed, "weight seed for --make-model")->capture_default_str();
   sub->callback([o] { exit_code() = run_bench(*o); });
 }
+SLM_REGISTER_COMMAND(add_bench, 80);
 
 }  // namespace slm::cli

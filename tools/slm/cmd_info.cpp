@@ -90,5 +90,6 @@ void add_info(CLI::App& app) {
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
   sub->callback([o] { exit_code() = run_info(*o); });
 }
+SLM_REGISTER_COMMAND(add_info, 30);
 
 }  // namespace slm::cli

@@ -66,5 +66,6 @@ void add_perplexity(CLI::App& app) {
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
   sub->callback([o] { exit_code() = run_perplexity(*o); });
 }
+SLM_REGISTER_COMMAND(add_perplexity, 60);
 
 }  // namespace slm::cli

@@ -88,5 +88,6 @@ void add_quantize(CLI::App& app) {
   sub->footer(quant_recipe_help());
   sub->callback([o] { exit_code() = run_quantize(*o); });
 }
+SLM_REGISTER_COMMAND(add_quantize, 70);
 
 }  // namespace slm::cli

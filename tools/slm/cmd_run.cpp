@@ -284,6 +284,7 @@ void add_run(CLI::App& app) {
   sub->add_flag("--echo", o->echo, "print the prompt before the continuation");
   sub->callback([o] { exit_code() = run_run(*o); });
 }
+SLM_REGISTER_COMMAND(add_run, 10);
 
 void add_chat(CLI::App& app) {
   auto o = std::make_shared<ChatCliOptions>();
@@ -295,5 +296,6 @@ void add_chat(CLI::App& app) {
   sub->add_option("--template", o->template_file, "use this Jinja chat template instead of the model's");
   sub->callback([o] { exit_code() = run_chat(*o); });
 }
+SLM_REGISTER_COMMAND(add_chat, 20);
 
 }  // namespace slm::cli

@@ -102,5 +102,6 @@ void add_template(CLI::App& app) {
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
   sub->callback([o] { exit_code() = run_template(*o); });
 }
+SLM_REGISTER_COMMAND(add_template, 50);
 
 }  // namespace slm::cli

@@ -69,5 +69,6 @@ void add_tokenize(CLI::App& app) {
   sub->add_flag("--decode", o->decode, "read ids from stdin and print the text");
   sub->callback([o] { exit_code() = run_tokenize(*o); });
 }
+SLM_REGISTER_COMMAND(add_tokenize, 40);
 
 }  // namespace slm::cli

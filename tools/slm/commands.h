@@ -12,14 +12,18 @@
 
 namespace slm::cli {
 
-void add_run(CLI::App& app);
-void add_chat(CLI::App& app);
-void add_info(CLI::App& app);
-void add_tokenize(CLI::App& app);
-void add_template(CLI::App& app);
-void add_perplexity(CLI::App& app);
-void add_quantize(CLI::App& app);
-void add_bench(CLI::App& app);
+// Each subcommand lives in its own cmd_*.cpp and registers itself there, so adding one never
+// edits a central list:  SLM_REGISTER_COMMAND(add_run, 10);
+// `order` sets its place in `slm --help` (lower first).
+using AddCommand = void (*)(CLI::App& app);
+struct CommandRegistration {
+  CommandRegistration(AddCommand add, int order);
+};
+#define SLM_REGISTER_COMMAND(add_fn, order) \
+  static const ::slm::cli::CommandRegistration slm_registration_##add_fn((add_fn), (order))
+
+// Adds every registered subcommand to app, in order.
+void add_registered_commands(CLI::App& app);
 
 // The process exit code a subcommand callback sets.
 int& exit_code();

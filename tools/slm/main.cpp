@@ -1,12 +1,35 @@
 // slm command-line entry point: registers the subcommands and dispatches to the chosen one.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "kernels/attention.h"
 
 namespace slm::cli {
+
+namespace {
+// A function-local static, so registrations from other files' static initializers find it
+// constructed whatever the initialization order.
+std::vector<std::pair<int, AddCommand>>& registry() {
+  static std::vector<std::pair<int, AddCommand>> commands;
+  return commands;
+}
+}  // namespace
+
+CommandRegistration::CommandRegistration(AddCommand add, int order) {
+  registry().emplace_back(order, add);
+}
+
+void add_registered_commands(CLI::App& app) {
+  auto commands = registry();
+  std::stable_sort(commands.begin(), commands.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, add] : commands) add(app);
+}
 
 int& exit_code() {
   static int code = 0;
@@ -51,14 +74,7 @@ int main(int argc, char** argv) {
                "(with --tokenizer tokenizer.bin)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "slm 0.1.0");
-  slm::cli::add_run(app);
-  slm::cli::add_chat(app);
-  slm::cli::add_info(app);
-  slm::cli::add_tokenize(app);
-  slm::cli::add_template(app);
-  slm::cli::add_perplexity(app);
-  slm::cli::add_quantize(app);
-  slm::cli::add_bench(app);
+  slm::cli::add_registered_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
