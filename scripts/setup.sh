@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev          # JSON, command line
   libpcre2-dev libutf8proc-dev             # pre-tokenizer regexes, Unicode normalization
   python3 python3-numpy python3-torch      # independent numerical reference (Debian's python3)
+  chromium                                 # headless browser for the web chat page test
 )
 missing=()
 for p in "${packages[@]}"; do
