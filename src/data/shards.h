@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,7 @@ class TokenSplit {
   };
   std::vector<Shard> shards_;
   int token_bytes_ = 2;
+  int64_t vocab_size_ = 0;  // read() rejects ids at or above it
   int64_t n_tokens_ = 0;
   int64_t n_documents_ = 0;
 };
@@ -64,6 +67,56 @@ class TokenDataset {
   int64_t vocab_size_ = 0;
   int32_t eos_id_ = -1;
   std::vector<std::pair<std::string, TokenSplit>> splits_;
+};
+
+// Writes a dataset directory as documents arrive: each split fills <split>-NNNNN.bin.tmp up to
+// shard_tokens tokens (documents may straddle shards), then flushes and renames it into place.
+// finish() writes dataset.json last. Nothing is held in memory beyond one write buffer.
+class TokenDatasetWriter {
+ public:
+  struct Options {
+    std::string dir;                           // created if missing
+    int64_t vocab_size = 0;                    // picks token_bytes (2 when <= 65536)
+    int32_t eos_id = -1;                       // appended after every document when >= 0
+    int64_t shard_tokens = int64_t{1} << 26;   // tokens per shard file
+    std::string tokenizer_file = "tokenizer.json";  // name in the manifest (caller copies it)
+  };
+  // Removes a stale dataset.json first, so an interrupted run never looks complete.
+  static Expected<std::unique_ptr<TokenDatasetWriter>> create(const Options& o);
+  ~TokenDatasetWriter();
+  TokenDatasetWriter(const TokenDatasetWriter&) = delete;
+  TokenDatasetWriter& operator=(const TokenDatasetWriter&) = delete;
+
+  // Declares a split so the manifest lists it even if it stays empty.
+  Status add_split(const std::string& split);
+  // Appends one document to split ("train", "val", ...); ids must be in [0, vocab_size).
+  Status add_document(const std::string& split, std::span<const int32_t> ids);
+  // Closes the open shards, deletes shards of an earlier run in DIR that this manifest does not
+  // list, and writes dataset.json with stats_json (a JSON object's text) as "stats".
+  Status finish(const std::string& stats_json);
+
+  int64_t n_tokens(const std::string& split) const;
+  int64_t n_documents(const std::string& split) const;
+  int64_t n_shards() const;  // shard files written so far, all splits
+  int token_bytes() const { return token_bytes_; }
+
+ private:
+  TokenDatasetWriter() = default;
+  struct SplitState {
+    std::string name;
+    std::vector<std::string> shards;  // completed shard file names
+    int64_t tokens = 0, documents = 0;
+    std::FILE* file = nullptr;        // the open .tmp shard, or null
+    int64_t in_file = 0;              // tokens in the open shard
+  };
+  SplitState& state(const std::string& split);
+  Status put(SplitState& s, const uint8_t* bytes, int64_t n_tok);
+  Status close_shard(SplitState& s);
+
+  Options o_;
+  int token_bytes_ = 2;
+  bool finished_ = false;
+  std::vector<std::unique_ptr<SplitState>> splits_;
 };
 
 }  // namespace slm
