@@ -769,7 +769,31 @@ uint64_t align_up(uint64_t x, uint64_t a) {
 
 }  // namespace
 
-void gguf_append_value(std::string* out, const GgufValue& v) { put_value(out, v); }
+std::string gguf_header_bytes(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                              const std::vector<GgufTensorInfo>& tensors,
+                              const std::vector<uint64_t>& sizes, uint32_t version,
+                              uint64_t alignment) {
+  std::string out = "GGUF";
+  put<uint32_t>(&out, version);
+  put<uint64_t>(&out, tensors.size());
+  put<uint64_t>(&out, metadata.size());
+  for (const auto& [key, v] : metadata) {
+    put_str(&out, key);
+    put<uint32_t>(&out, static_cast<uint32_t>(v.type));
+    put_value(&out, v);
+  }
+  uint64_t rel = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const GgufTensorInfo& t = tensors[i];
+    put_str(&out, t.name);
+    put<uint32_t>(&out, static_cast<uint32_t>(t.ne.size()));
+    for (int64_t d : t.ne) put<uint64_t>(&out, static_cast<uint64_t>(d));
+    put<uint32_t>(&out, static_cast<uint32_t>(t.dtype));
+    put<uint64_t>(&out, rel);
+    rel += align_up(sizes[i], alignment);
+  }
+  return out;
+}
 
 GgufWriter::GgufWriter(uint32_t version, uint64_t alignment)
     : version_(version),
@@ -852,24 +876,13 @@ Status GgufWriter::add_tensor(const std::string& name, DType dtype, std::vector<
 }
 
 std::string GgufWriter::serialize() const {
-  std::string out = "GGUF";
-  put<uint32_t>(&out, version_);
-  put<uint64_t>(&out, tensors_.size());
-  put<uint64_t>(&out, kv_.size());
-  for (const auto& [key, v] : kv_) {
-    put_str(&out, key);
-    put<uint32_t>(&out, static_cast<uint32_t>(v.type));
-    put_value(&out, v);
-  }
-  uint64_t rel = 0;
+  std::vector<GgufTensorInfo> infos;
+  std::vector<uint64_t> sizes;
   for (const auto& t : tensors_) {
-    put_str(&out, t.name);
-    put<uint32_t>(&out, static_cast<uint32_t>(t.ne.size()));
-    for (int64_t d : t.ne) put<uint64_t>(&out, static_cast<uint64_t>(d));
-    put<uint32_t>(&out, static_cast<uint32_t>(t.dtype));
-    put<uint64_t>(&out, rel);
-    rel += align_up(t.bytes.size(), alignment_);
+    infos.push_back(GgufTensorInfo{t.name, t.dtype, t.ne});
+    sizes.push_back(t.bytes.size());
   }
+  std::string out = gguf_header_bytes(kv_, infos, sizes, version_, alignment_);
   // Each tensor (the last included) is padded to the alignment, as ggml's writer does.
   out.resize(align_up(out.size(), alignment_), '\0');
   for (const auto& t : tensors_) {

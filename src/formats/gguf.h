@@ -62,9 +62,20 @@ GgufValue gguf_int_array(GgufType elem, std::vector<int64_t> v);
 GgufValue gguf_float_array(GgufType elem, std::vector<double> v);
 GgufValue gguf_string_array(std::vector<std::string> v);
 GgufValue gguf_array_array(std::vector<GgufValue> children);
-// Appends v's payload as GGUF stores it after the type id (the writer's encoding; used by the
-// streaming writer in gguf_stream.h).
-void gguf_append_value(std::string* out, const GgufValue& v);
+// A tensor as the header declares it (the writers' input).
+struct GgufTensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> ne;  // GGUF order, ne[0] innermost; 1..4 dims
+};
+
+// The header bytes (magic .. tensor infos, without the padding before the data) for this
+// content; tensor offsets are the running sums of `sizes` (data bytes per tensor), each padded
+// to `alignment`. The one encoder behind GgufWriter and GgufStreamWriter.
+std::string gguf_header_bytes(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                              const std::vector<GgufTensorInfo>& tensors,
+                              const std::vector<uint64_t>& sizes, uint32_t version,
+                              uint64_t alignment);
 
 class GgufFile {
  public:

@@ -17,18 +17,6 @@ namespace slm {
 
 namespace {
 
-template <class T>
-void put(std::string* out, T v) {
-  char b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));
-  out->append(b, sizeof(T));
-}
-
-void put_str(std::string* out, const std::string& s) {
-  put<uint64_t>(out, s.size());
-  out->append(s);
-}
-
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // Bytes of a tensor of this dtype and shape, or an error naming it.
@@ -59,32 +47,6 @@ Status tensor_size(const GgufTensorInfo& t, uint64_t* out) {
 }
 
 }  // namespace
-
-std::string gguf_stream_header(const std::vector<std::pair<std::string, GgufValue>>& metadata,
-                               const std::vector<GgufTensorInfo>& tensors,
-                               const std::vector<uint64_t>& sizes, uint32_t version,
-                               uint64_t alignment) {
-  std::string out = "GGUF";
-  put<uint32_t>(&out, version);
-  put<uint64_t>(&out, tensors.size());
-  put<uint64_t>(&out, metadata.size());
-  for (const auto& [key, v] : metadata) {
-    put_str(&out, key);
-    put<uint32_t>(&out, static_cast<uint32_t>(v.type));
-    gguf_append_value(&out, v);
-  }
-  uint64_t rel = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const GgufTensorInfo& t = tensors[i];
-    put_str(&out, t.name);
-    put<uint32_t>(&out, static_cast<uint32_t>(t.ne.size()));
-    for (int64_t d : t.ne) put<uint64_t>(&out, static_cast<uint64_t>(d));
-    put<uint32_t>(&out, static_cast<uint32_t>(t.dtype));
-    put<uint64_t>(&out, rel);
-    rel += align_up(sizes[i], alignment);
-  }
-  return out;
-}
 
 GgufStreamWriter::~GgufStreamWriter() { abort(); }
 
@@ -127,7 +89,7 @@ Status GgufStreamWriter::open(const std::string& path,
                    tensors[i].name.c_str());
     }
   }
-  std::string header = gguf_stream_header(metadata, tensors, sizes, version, alignment);
+  std::string header = gguf_header_bytes(metadata, tensors, sizes, version, alignment);
   path_ = path;
   tmp_ = path + ".tmp." + std::to_string(::getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

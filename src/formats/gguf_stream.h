@@ -13,12 +13,6 @@
 
 namespace slm {
 
-struct GgufTensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> ne;  // GGUF order, ne[0] innermost; 1..4 dims
-};
-
 // Writes OUT through OUT.tmp.<pid> in the same directory: open() writes the header, append()
 // adds tensor data (any number of chunks per tensor, tensors in declaration order), finish()
 // checks every tensor is complete, fsyncs and renames over OUT. Until finish() succeeds OUT is
@@ -61,13 +55,5 @@ class GgufStreamWriter {
   uint64_t cur_done_ = 0;  // its bytes so far
   uint64_t written_ = 0;   // file bytes so far
 };
-
-// Header bytes (magic .. tensor infos, without the padding before the data) for the given
-// content; tensor offsets are the aligned running sums of `sizes`. Shared with GgufWriter-
-// independent tests and the stream writer.
-std::string gguf_stream_header(const std::vector<std::pair<std::string, GgufValue>>& metadata,
-                               const std::vector<GgufTensorInfo>& tensors,
-                               const std::vector<uint64_t>& sizes, uint32_t version,
-                               uint64_t alignment);
 
 }  // namespace slm
