@@ -254,7 +254,7 @@ Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPo
   if (mode == MatmulMode::fast && T >= gemm_min_tokens()) {
     return matmul_gemm(w, x, T, y, pool);
   }
-  const DotKernel* k = mode == MatmulMode::fast ? dot_kernel(w.dtype) : nullptr;
+  const DotKernel* k = mode != MatmulMode::float_activations ? dot_kernel(w.dtype) : nullptr;
   if (k && w.ne[0] % act_block_size(k->atype) == 0) return matmul_with(*k, w, x, T, y, pool);
   matmul_rows_f32(w, x, T, y, pool);
   return Status();

@@ -20,7 +20,10 @@ void weight_row_to_f32(const TensorView& w, int64_t r, float* out);
 // fast: the dot kernels of kernels/qdot.h (quantized weights meet 8-bit activations);
 // float_activations: weight rows dequantized to F32 and dotted with the F32 activations, the
 // arithmetic a float reference framework does on dequantized weights (slower; for parity).
-enum class MatmulMode { fast, float_activations };
+// fast_invariant: the dot kernels whatever T (never the GEMM), so each output row is computed
+// the same way however many tokens share the call: multi-sequence decode batches use it to keep
+// every sequence's result independent of its neighbours (serve/engine.h).
+enum class MatmulMode { fast, float_activations, fast_invariant };
 constexpr int64_t k_gemm_min_tokens = 32;
 
 // y (T, out) = x (T, in) · Wᵀ, parallel over output rows when pool is non-null. Each weight

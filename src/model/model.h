@@ -114,6 +114,11 @@ struct SessionOptions {
 
 // One inference stream: its KV cache (allocated once for n_ctx) and scratch buffers.
 // No allocation happens per token.
+// Both Session and BatchSession run the same forward pass (model/forward.cpp).
+namespace detail {
+struct ForwardCore;
+}
+
 class Session {
  public:
   Session(const Model& model, const SessionOptions& opts);
@@ -137,10 +142,64 @@ class Session {
                                            bool all_logits = false);
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<detail::ForwardCore> core_;
   int64_t n_ctx_;
   int64_t n_past_ = 0;
+};
+
+struct BatchSessionOptions {
+  int64_t n_seq = 1;     // independent sequences (KV regions)
+  int64_t n_ctx = 2048;  // positions per sequence
+  int n_threads = 0;     // 0: all cores
+  DType kv_type = DType::F16;
+  bool float_activations = false;  // as SessionOptions
+};
+
+// One token of a batched forward: appended to sequence `seq` at its next position.
+struct BatchEntry {
+  int32_t seq = 0;
+  int32_t token = 0;
+  bool logits = true;  // return this entry's logits
+};
+
+// Many inference streams over one model: n_seq KV regions of n_ctx positions each, all run by
+// one forward pass over a list of (sequence, token) entries, e.g. the next token of every
+// active request of a server. Arithmetic (what makes results bit-identical):
+//   - a call whose entries all belong to ONE sequence computes exactly what Session::forward
+//     does for the same tokens at the same positions (same chunking, same kernels);
+//   - a call spanning several sequences uses batch-invariant kernels (MatmulMode::
+//     fast_invariant), so each entry's logits are bit-identical to running it alone as a
+//     one-token call, whatever its neighbours and their number.
+class BatchSession {
+ public:
+  BatchSession(const Model& model, const BatchSessionOptions& opts);
+  ~BatchSession();
+
+  int64_t n_seq() const { return n_seq_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  DType kv_type() const;
+  uint64_t kv_bytes() const;  // all sequences
+  int64_t n_past(int64_t seq) const;
+  // Tokens per internal chunk (as Session): a one-sequence call of at most this many tokens is
+  // one pass; longer calls are split at multiples of it.
+  int64_t chunk_tokens() const;
+  // Drops sequence seq's cached positions >= n (n <= n_past); truncate(seq, 0) frees it for a
+  // new stream. Out-of-range seq: no-op.
+  void truncate(int64_t seq, int64_t n);
+
+  // Appends each entry's token to its sequence, in order: the i-th entry of sequence s in this
+  // call sits at n_past(s) + (entries of s before it in this call). Returns the logits of the
+  // entries with `logits` set, in entry order (rows of n_vocab floats). The span is valid until
+  // the next call. Errors (nothing is appended): empty list, sequence or token id out of range,
+  // a sequence's context full.
+  Expected<std::span<const float>> forward(std::span<const BatchEntry> entries);
+
+ private:
+  std::unique_ptr<detail::ForwardCore> core_;
+  int64_t n_seq_;
+  int64_t n_ctx_;
+  std::vector<int64_t> n_past_;  // per sequence
+  std::vector<int64_t> count_;   // scratch: entries per sequence in one call
 };
 
 }  // namespace slm
