@@ -93,6 +93,7 @@ async function submit(text) {
   const raw = document.getElementById("raw").checked;
   const body = {
     stream: true,
+    stream_options: {include_usage: true},
     temperature: Number(document.getElementById("temperature").value),
     max_tokens: Number(document.getElementById("max_tokens").value),
   };
@@ -106,7 +107,7 @@ async function submit(text) {
     body.messages = history;
   }
   const t0 = performance.now();
-  let first = 0, chunks = 0, reply = "";
+  let first = 0, chunks = 0, reply = "", usage = null;
   try {
     const r = await fetch(url, {method: "POST", headers: authHeaders(), body: JSON.stringify(body)});
     if (!r.ok) {
@@ -129,6 +130,7 @@ async function submit(text) {
         if (data === "[DONE]") continue;
         const j = JSON.parse(data);
         if (j.error) throw new Error(j.error.message);
+        if (j.usage) usage = j.usage;
         const c = j.choices && j.choices[0];
         if (!c) continue;
         const piece = raw ? (c.text || "") : ((c.delta && c.delta.content) || "");
@@ -142,6 +144,8 @@ async function submit(text) {
         }
       }
     }
+    // Chunks can carry several tokens when the page lags; the usage chunk has the true count.
+    if (usage) chunks = usage.completion_tokens;
     const total = (performance.now() - t0) / 1000;
     const gen = first ? (performance.now() - first) / 1000 : 0;
     const tps = chunks > 1 && gen > 0 ? ((chunks - 1) / gen).toFixed(1) : "-";
