@@ -14,6 +14,10 @@
 
 #include "core/status.h"
 
+namespace slm {
+class ThreadPool;
+}
+
 namespace slm::train {
 
 struct TrainModelConfig {
@@ -66,11 +70,15 @@ class TrainModel {
   virtual Expected<double> eval_loss(const int32_t* tokens, const int32_t* targets, int64_t B,
                                      int64_t T) = 0;
   virtual void zero_grads() = 0;
+  // The model's thread pool (n_threads of create), for the optimizer and gradient norms.
+  virtual ThreadPool* pool() = 0;
 };
 
 // Global L2 norm of all gradients, and clipping to max_norm (returns the norm before clipping).
-double grad_norm(std::span<const Param> params);
-double clip_grad_norm(std::span<Param> params, double max_norm);
+// As torch.nn.utils.clip_grad_norm_: grads are scaled by max_norm / (norm + 1e-6) when that is
+// below 1. The sum runs over fixed blocks in a fixed order: the same value for any pool.
+double grad_norm(std::span<const Param> params, ThreadPool* pool = nullptr);
+double clip_grad_norm(std::span<Param> params, double max_norm, ThreadPool* pool = nullptr);
 
 struct AdamWConfig {
   float beta1 = 0.9f;
@@ -83,7 +91,8 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(std::span<const Param> params, const AdamWConfig& cfg);
-  void step(std::span<Param> params, float lr);
+  // One update of every param from its grad (grads are not cleared). pool splits elements.
+  void step(std::span<Param> params, float lr, ThreadPool* pool = nullptr);
   int64_t steps() const { return t_; }
   // Moments and step count, for checkpoints (raw little-endian floats, m then v per param).
   std::string serialize_state() const;
@@ -96,6 +105,9 @@ class AdamW {
 };
 
 // Linear warm-up from 0 to max_lr over warmup steps, then cosine decay to min_lr at total.
+// step counts from 0: step < warmup gives max_lr * (step + 1) / warmup (the first update is
+// not wasted at lr 0); warmup <= step <= total gives min_lr + (max_lr - min_lr) * (1 +
+// cos(pi * (step - warmup) / (total - warmup))) / 2; after total, min_lr.
 float lr_at(int64_t step, int64_t warmup, int64_t total, float max_lr, float min_lr);
 
 }  // namespace slm::train
