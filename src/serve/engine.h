@@ -38,6 +38,9 @@ struct Request {
   int64_t max_tokens = 256;     // capped to the slot's context left after the prompt
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  // Drop the space SentencePiece-style tokenizers put before the first generated word
+  // (Hugging Face decode() behaviour); default keeps it, as `slm run` prints continuations.
+  bool strip_leading_space = false;
   // Wall-clock limit from submission; time_point::max() means none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
