@@ -271,11 +271,14 @@ Status corpus_for_each(const std::vector<CorpusFile>& files, const CorpusOptions
       while (!eof && buf.size() < part) {
         if (read_more(std::min<size_t>(1 << 20, part - buf.size())) == 0) eof = true;
       }
+      if (buf.empty()) break;
       size_t cut = buf.size();
-      if (!eof) {
-        const size_t nl = buf.rfind('\n');
-        cut = nl == std::string::npos ? utf8_stable_prefix(buf) : nl + 1;
-        if (cut == 0) cut = buf.size();
+      if (!eof || buf.size() > part) {
+        const size_t limit = std::min(buf.size(), part);
+        const size_t nl = buf.rfind('\n', limit - 1);
+        cut = nl == std::string::npos ? utf8_stable_prefix(std::string_view(buf).substr(0, limit))
+                                      : nl + 1;
+        if (cut == 0) cut = limit;
       }
       text.assign(buf, 0, cut);
       buf.erase(0, cut);
