@@ -1,8 +1,13 @@
 # PyTorch side of bench/train_bench.sh: trains the same Llama-style model as `slm train-bench`
 # (same preset shapes, init, batch of uniform random ids, AdamW, clipping at 1.0, thread count)
 # and prints one JSON line with the step times and tokens/s.
+# Debian's python3-torch 1.13 does its matrix products through the system libblas.so.3, which
+# is the netlib reference BLAS unless an optimized one is installed (BLAS_INFO=generic); the
+# --gemm onednn mode runs every weight matrix product as a 1x1 convolution instead, which
+# torch sends to oneDNN (its fast kernels), so PyTorch is also measured with a fast GEMM.
 #
 # usage: train_torch.py --preset 8m|46m [-b 8] [-T 256] [-t 2] [--steps 5] [--warmup-steps 1]
+#                       [--gemm blas|onednn]
 import argparse
 import json
 import os
@@ -11,6 +16,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as Fn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 from train_torch_ref import forward_loss, rope_tables  # noqa: E402  (the parity-tested model)
@@ -21,6 +27,14 @@ PRESETS = {
 }
 
 
+def linear_onednn(x, w):
+    # x (..., in) wᵀ as conv2d of a (1, in, rows, 1) image with (out, in, 1, 1) filters.
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    y = Fn.conv2d(x2.t().reshape(1, shape[-1], x2.shape[0], 1), w.view(w.shape[0], w.shape[1], 1, 1))
+    return y.view(w.shape[0], x2.shape[0]).t().reshape(*shape[:-1], w.shape[0])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="8m", choices=sorted(PRESETS))
@@ -29,6 +43,7 @@ def main():
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup-steps", type=int, default=1)
+    ap.add_argument("--gemm", default="blas", choices=["blas", "onednn"])
     a = ap.parse_args()
     torch.set_num_threads(a.t)
     torch.manual_seed(1)
@@ -62,7 +77,8 @@ def main():
     for step in range(a.warmup_steps + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = forward_loss(P, m, toks, tgts, cos, sin)
+        loss = forward_loss(P, m, toks, tgts, cos, sin,
+                            linear_onednn if a.gemm == "onednn" else (lambda x, w: x @ w.t()))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(P.values()), 1.0)
         opt.step()
@@ -75,7 +91,8 @@ def main():
     print(json.dumps({"preset": a.preset, "params": n_params, "batch": a.b, "seq": a.T,
                       "threads": a.t, "steps": a.steps, "step_s_median": med,
                       "step_s_min": min(times), "step_s_max": max(times),
-                      "tokens_per_s": a.b * a.T / med, "torch": torch.__version__}))
+                      "tokens_per_s": a.b * a.T / med, "torch": torch.__version__,
+                      "gemm": a.gemm}))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,12 @@ def rms_norm(x, w, eps):
     return x * r * w
 
 
-def forward_loss(P, m, tokens, targets, cos, sin):
+def linear(x, w):
+    return x @ w.t()
+
+
+def forward_loss(P, m, tokens, targets, cos, sin, linear=linear):
+    # linear(x, w) = x wᵀ for every weight matrix (bench/train_torch.py can swap the kernel).
     B, T = tokens.shape
     D, H, Hk = m["dim"], m["n_heads"], m["n_kv_heads"]
     hd = D // H
@@ -59,23 +64,23 @@ def forward_loss(P, m, tokens, targets, cos, sin):
     for l in range(m["n_layers"]):
         p = "model.layers.%d." % l
         h = rms_norm(x, P[p + "input_layernorm.weight"], m["norm_eps"])
-        q = (h @ P[p + "self_attn.q_proj.weight"].t()).view(B, T, H, hd).transpose(1, 2)
-        k = (h @ P[p + "self_attn.k_proj.weight"].t()).view(B, T, Hk, hd).transpose(1, 2)
-        v = (h @ P[p + "self_attn.v_proj.weight"].t()).view(B, T, Hk, hd).transpose(1, 2)
+        q = linear(h, P[p + "self_attn.q_proj.weight"]).view(B, T, H, hd).transpose(1, 2)
+        k = linear(h, P[p + "self_attn.k_proj.weight"]).view(B, T, Hk, hd).transpose(1, 2)
+        v = linear(h, P[p + "self_attn.v_proj.weight"]).view(B, T, Hk, hd).transpose(1, 2)
         q = q * cos[:T] + rotate_half(q) * sin[:T]
         k = k * cos[:T] + rotate_half(k) * sin[:T]
         k = k.repeat_interleave(H // Hk, dim=1)
         v = v.repeat_interleave(H // Hk, dim=1)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
         o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, D)
-        x = x + o @ P[p + "self_attn.o_proj.weight"].t()
+        x = x + linear(o, P[p + "self_attn.o_proj.weight"])
         h = rms_norm(x, P[p + "post_attention_layernorm.weight"], m["norm_eps"])
-        g = h @ P[p + "mlp.gate_proj.weight"].t()
-        u = h @ P[p + "mlp.up_proj.weight"].t()
-        x = x + (Fn.silu(g) * u) @ P[p + "mlp.down_proj.weight"].t()
+        g = linear(h, P[p + "mlp.gate_proj.weight"])
+        u = linear(h, P[p + "mlp.up_proj.weight"])
+        x = x + linear(Fn.silu(g) * u, P[p + "mlp.down_proj.weight"])
     h = rms_norm(x, P["model.norm.weight"], m["norm_eps"])
     w_out = P["model.embed_tokens.weight"] if m["tied"] else P["lm_head.weight"]
-    logits = h @ w_out.t()
+    logits = linear(h, w_out)
     return Fn.cross_entropy(logits.view(B * T, -1), targets.view(-1).long(), ignore_index=-1)
 
 
