@@ -371,6 +371,9 @@ bool parse_api_request(Endpoint kind, std::string_view body_text, const Model& m
 
   if (kind == Endpoint::chat) {
     if (!chat_prompt(body, model, limits, &r.req.prompt, err)) return false;
+    // A reply is a new text, decoded on its own as Hugging Face does: no leading SentencePiece
+    // space. A completion continues the prompt, so it keeps it.
+    r.req.strip_leading_space = true;
   } else if (!completion_prompt(body, model, &r.req.prompt, err)) {
     return false;
   }

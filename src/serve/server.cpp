@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,18 +45,9 @@ timeval to_timeval(double s) {
   return tv;
 }
 
-// True when the peer closed or reset the connection (data still unread is not a hang-up).
-bool peer_gone(int fd) {
-  pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
-  if (::poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-  if (p.revents & POLLIN) {
-    char c;
-    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-  }
-  return false;
-}
+// True when the peer closed or reset the connection. Only hang-ups count: unread bytes (a
+// pipelined request) are not a reason to stop.
+bool peer_gone(short revents) { return (revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0; }
 
 // The route label of a path for metrics (a fixed set, so hostile paths cannot grow it).
 std::string endpoint_label(const std::string& path) {
@@ -73,13 +65,28 @@ std::string hex_id(uint64_t n) {
   return buf;
 }
 
-// What the engine's callbacks hand to the connection thread.
+// What the engine's callbacks hand to the connection thread. The eventfd wakes the thread's
+// poll(), which also watches the socket, so new text and a hang-up are both seen at once.
 struct Pending {
+  Pending() : wake_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~Pending() {
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+  Pending(const Pending&) = delete;
+  Pending& operator=(const Pending&) = delete;
+  void wake() {
+    uint64_t one = 1;
+    if (wake_fd >= 0) (void)!::write(wake_fd, &one, sizeof(one));
+  }
+  void drain() {
+    uint64_t v;
+    if (wake_fd >= 0) (void)!::read(wake_fd, &v, sizeof(v));
+  }
   std::mutex mu;
-  std::condition_variable cv;
   std::string text;
   bool done = false;
   Completion result;
+  int wake_fd;
 };
 
 }  // namespace
@@ -390,7 +397,7 @@ bool Server::handle_completion(Conn& c, const HttpRequest& req, bool chat) {
       std::lock_guard<std::mutex> lock(pending->mu);
       pending->text.append(text);
     }
-    pending->cv.notify_one();
+    pending->wake();
     return true;
   };
   cb.on_done = [pending](const Completion& comp) {
@@ -399,7 +406,7 @@ bool Server::handle_completion(Conn& c, const HttpRequest& req, bool chat) {
       pending->result = comp;
       pending->done = true;
     }
-    pending->cv.notify_one();
+    pending->wake();
   };
   in_flight_.fetch_add(1);
   SubmitResult sr = engine->submit(std::move(ar.req), std::move(cb));
@@ -444,12 +451,16 @@ bool Server::handle_completion(Conn& c, const HttpRequest& req, bool chat) {
   }
   Completion result;
   while (true) {
+    // Sleep until the engine has news or the client hangs up (the timeout only bounds a lost
+    // wake-up: eventfd failure leaves wake_fd at -1, which poll ignores).
+    pollfd fds[2] = {{gone ? -1 : c.fd, POLLRDHUP, 0}, {pending->wake_fd, POLLIN, 0}};
+    int rc = ::poll(fds, 2, k_poll_ms);
+    if (rc > 0 && (fds[1].revents & POLLIN)) pending->drain();
+    if (rc > 0 && !gone && peer_gone(fds[0].revents)) gone = true;
     std::string text;
     bool done = false;
     {
-      std::unique_lock<std::mutex> lock(pending->mu);
-      pending->cv.wait_for(lock, std::chrono::milliseconds(k_poll_ms),
-                           [&] { return pending->done || !pending->text.empty(); });
+      std::lock_guard<std::mutex> lock(pending->mu);
       text.swap(pending->text);
       done = pending->done;
       if (done) result = pending->result;
@@ -458,7 +469,6 @@ bool Server::handle_completion(Conn& c, const HttpRequest& req, bool chat) {
       gone = !send_all(c, sse_text_chunk(kind, meta, text, ar.include_usage));
     }
     if (done) break;
-    if (!gone && peer_gone(c.fd)) gone = true;
     if (gone && !cancel_sent) {
       engine->cancel(sr.id);
       metrics_.count_disconnect();

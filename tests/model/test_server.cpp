@@ -30,9 +30,8 @@ using namespace std::chrono_literals;
 // A tiny chat model: random weights, the Phi-3 vocabulary and the Phi-3.5 chat template.
 const Model& chat_model() {
   static std::unique_ptr<Model> model;
-  static test::TempDir* dir = nullptr;
+  static test::TempDir dir;  // removed at exit
   if (!model) {
-    dir = new test::TempDir();  // lives for the whole binary
     std::string vocab = test::shared_dir() + "/tokenizer/ggml-vocab-phi-3.gguf";
     auto vf = GgufFile::open(vocab);
     EXPECT_TRUE(vf.ok()) << vf.message();
@@ -48,7 +47,7 @@ const Model& chat_model() {
     s.vocab_gguf = vocab;
     s.chat_template =
         test::read_text(test::shared_dir() + "/chat-templates/microsoft-Phi-3.5-mini-instruct.jinja");
-    std::string path = dir->file("chat.gguf");
+    std::string path = dir.file("chat.gguf");
     Status st = write_fixture_gguf(s, path);
     EXPECT_TRUE(st.ok()) << st.message();
     auto m = Model::load(path);
@@ -58,12 +57,29 @@ const Model& chat_model() {
   return *model;
 }
 
+const Model& stories() {
+  static std::unique_ptr<Model> model = [] {
+    LoadOptions o;
+    o.tokenizer_path = test::shared_dir() + "/models/tok512.bin";
+    auto m = Model::load(test::shared_dir() + "/models/stories260K.bin", o);
+    EXPECT_TRUE(m.ok()) << m.message();
+    return std::move(*m);
+  }();
+  return *model;
+}
+
 struct Harness {
-  std::unique_ptr<fake::FakeEngine> engine;
+  std::unique_ptr<Engine> engine;
   std::unique_ptr<Server> server;
   std::string url;
 
-  Harness(ServerOptions o, int n_slots, int max_queue, std::chrono::microseconds step, bool attach = true) {
+  // The fake engine on the chat model.
+  Harness(ServerOptions o, int n_slots, int max_queue, std::chrono::microseconds step, bool attach = true)
+      : Harness(o, std::make_unique<fake::FakeEngine>(chat_model(), n_slots, max_queue, step), attach) {}
+  // The real batching engine.
+  Harness(ServerOptions o, const Model& model, int n_slots, int max_queue)
+      : Harness(o, real_engine(model, n_slots, max_queue, o.n_ctx), true) {}
+  Harness(ServerOptions o, std::unique_ptr<Engine> e, bool attach) : engine(std::move(e)) {
     o.host = "127.0.0.1";
     o.port = 0;
     auto s = Server::create(o);
@@ -71,13 +87,23 @@ struct Harness {
     server = std::move(*s);
     server->start();
     url = "http://127.0.0.1:" + std::to_string(server->port());
-    engine = std::make_unique<fake::FakeEngine>(chat_model(), n_slots, max_queue, step);
     if (attach) server->attach_engine(engine.get());
   }
   ~Harness() {
     server->stop_accepting(5);
     engine->shutdown(true);
     server->stop();
+  }
+
+  static std::unique_ptr<Engine> real_engine(const Model& m, int n_slots, int max_queue, int64_t n_ctx) {
+    EngineOptions eo;
+    eo.n_slots = n_slots;
+    eo.max_queue = max_queue;
+    eo.n_ctx = n_ctx;
+    eo.n_threads = 1;  // a 260K-parameter model gains nothing from more; a loaded machine loses
+    auto e = Engine::create(m, eo);
+    EXPECT_TRUE(e.ok()) << e.message();
+    return std::move(*e);
   }
 };
 
@@ -228,6 +254,57 @@ TEST(Server, ChatPageInHeadlessChromium) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(std::filesystem::exists(shot)) << shot;
   std::printf("screenshot: %s\n%s", shot.c_str(), r.out.c_str());
+}
+
+}  // namespace
+}  // namespace slm::serve
+
+namespace slm::serve {
+namespace {
+
+// ---- the real engine ---------------------------------------------------------------------
+
+TEST(ServerEngine, OpenAIClientOnTheChatModel) {
+  Harness h(options("k"), chat_model(), 4, 16);
+  auto r = test::run(node("server_openai.mjs", h.url + " k slm-test 512"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ALL OK"), std::string::npos) << r.out << r.err;
+}
+
+TEST(ServerEngine, DisconnectsFreeEverySlot) {
+  Harness h(options(), stories(), 8, 64);
+  auto r = test::run(node("server_faults.mjs", "disconnect " + h.url + " none 500"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(h.engine->stats().busy_slots, 0);
+  std::printf("%s", r.out.c_str());
+}
+
+TEST(ServerEngine, LoadCurveOnStories260K) {
+  // Report the 1..32 client curve; the >= 2x single-client check is the criterion.
+  Harness h(options(), stories(), 32, 64);
+  auto r = test::run(node("server_load.mjs", h.url + " none 64 1,2,4,8,16,32"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::printf("%s", r.out.c_str());
+  double one = 0, many = 0;
+  for (size_t p = 0; (p = r.out.find("{\"clients\":", p)) != std::string::npos; ++p) {
+    int clients = std::atoi(r.out.c_str() + p + 11);
+    size_t t = r.out.find("\"tok_s\":", p);
+    double tok_s = std::atof(r.out.c_str() + t + 8);
+    if (clients == 1) one = tok_s;
+    if (clients == 32) many = tok_s;
+  }
+  EXPECT_GT(one, 0);
+  EXPECT_GE(many, 2 * one) << "aggregate tok/s with 32 clients vs 1";
+}
+
+TEST(ServerEngine, SigtermDuringStreamsExitsZero) {
+  auto r = test::run(node("server_sigterm.mjs",
+                          test::sh_quote(test::slm_exe()) + " 8 -- " +
+                              test::sh_quote(test::shared_dir() + "/models/stories260K.bin") + " --tokenizer " +
+                              test::sh_quote(test::shared_dir() + "/models/tok512.bin") +
+                              " --ctx 512 --parallel 4 --threads 1 --shutdown-grace 0.3"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ALL OK"), std::string::npos) << r.out << r.err;
 }
 
 }  // namespace

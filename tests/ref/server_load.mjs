@@ -34,6 +34,7 @@ async function one(i) {
   return usage.completion_tokens;
 }
 
+await one(0);  // warm-up (first-use allocations), not measured
 for (const n of counts) {
   const t0 = performance.now();
   const res = await Promise.allSettled(Array.from({length: n}, (_, i) => one(i)));
