@@ -1,10 +1,11 @@
-// Loss chart rasterizer and PNG encoder. The encoder stores deflate blocks uncompressed: a
-// chart of a few hundred KB needs no compression, and stored blocks need no library.
+// Loss chart rasterizer and PNG encoder. The encoder needs no library: filtered scanlines and a
+// fixed-Huffman deflate of byte runs shrink a mostly-white chart ~50x.
 #include "train/plot.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/mmap.h"
@@ -119,6 +120,7 @@ double nice_step(double span, int target) {
 
 std::string tick_label(double v, double step) {
   char buf[32];
+  if (std::fabs(v) < step * 1e-6) v = 0;  // no "-0" from accumulated rounding
   if (std::fabs(v) >= 1e6 && step >= 1e5) {
     std::snprintf(buf, sizeof buf, "%gM", v / 1e6);
   } else if (std::fabs(v) >= 1e4 && step >= 1e3) {
@@ -128,6 +130,83 @@ std::string tick_label(double v, double step) {
     std::snprintf(buf, sizeof buf, "%.*f", std::min(decimals, 6), v);
   }
   return buf;
+}
+
+// Deflate (RFC 1951) as one block with the fixed Huffman codes, using only distance-1
+// matches: runs of a repeated byte become (length, distance 1) pairs, all else literals.
+// Small and enough for filtered chart scanlines (mostly zero runs).
+class BitWriter {
+ public:
+  explicit BitWriter(std::string* out) : out_(out) {}
+  // Bits go out least-significant first.
+  void bits(uint32_t v, int n) {
+    acc_ |= static_cast<uint64_t>(v) << n_;
+    n_ += n;
+    while (n_ >= 8) {
+      out_->push_back(static_cast<char>(acc_ & 0xFF));
+      acc_ >>= 8;
+      n_ -= 8;
+    }
+  }
+  // Huffman codes are defined most-significant bit first.
+  void code(uint32_t c, int n) {
+    uint32_t r = 0;
+    for (int i = 0; i < n; ++i) r |= ((c >> i) & 1u) << (n - 1 - i);
+    bits(r, n);
+  }
+  void flush() {
+    if (n_ > 0) out_->push_back(static_cast<char>(acc_ & 0xFF));
+    acc_ = 0;
+    n_ = 0;
+  }
+
+ private:
+  std::string* out_;
+  uint64_t acc_ = 0;
+  int n_ = 0;
+};
+
+void fixed_literal(BitWriter& w, int sym) {
+  if (sym < 144) {
+    w.code(0x30 + sym, 8);
+  } else if (sym < 256) {
+    w.code(0x190 + (sym - 144), 9);
+  } else if (sym < 280) {
+    w.code(sym - 256, 7);
+  } else {
+    w.code(0xC0 + (sym - 280), 8);
+  }
+}
+
+void deflate_runs(const std::string& data, std::string* out) {
+  static constexpr int k_base[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                     31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+  static constexpr int k_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                      2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+  BitWriter w(out);
+  w.bits(1, 1);  // BFINAL
+  w.bits(1, 2);  // BTYPE 01: fixed Huffman codes
+  const size_t n = data.size();
+  size_t i = 0;
+  while (i < n) {
+    size_t run = 0;
+    if (i > 0) {
+      while (run < 258 && i + run < n && data[i + run] == data[i - 1]) ++run;
+    }
+    if (run >= 3) {
+      int c = 28;
+      while (k_base[c] > static_cast<int>(run)) --c;
+      fixed_literal(w, 257 + c);
+      if (k_extra[c]) w.bits(static_cast<uint32_t>(static_cast<int>(run) - k_base[c]), k_extra[c]);
+      w.code(0, 5);  // distance code 0: distance 1
+      i += run;
+    } else {
+      fixed_literal(w, static_cast<unsigned char>(data[i]));
+      ++i;
+    }
+  }
+  fixed_literal(w, 256);  // end of block
+  w.flush();
 }
 
 }  // namespace
@@ -141,30 +220,31 @@ uint32_t crc32(const void* data, uint64_t n, uint32_t crc) {
 }
 
 std::string encode_png(const Image& img) {
-  // Raw scanlines: filter byte 0 then the row's RGB bytes.
+  // Scanlines, each with the PNG filter (None, Sub or Up) that leaves the smallest sum of
+  // absolute byte values (the usual heuristic): a chart is mostly flat colour, which the
+  // filters turn into runs of zeros for the run-length deflate below.
   const size_t row_bytes = static_cast<size_t>(img.width) * 3;
   std::string raw;
   raw.reserve((row_bytes + 1) * img.height);
+  std::vector<uint8_t> cand[3];
+  for (auto& c : cand) c.resize(row_bytes);
   for (int y = 0; y < img.height; ++y) {
-    raw.push_back(0);
-    raw.append(reinterpret_cast<const char*>(&img.rgb[y * row_bytes]), row_bytes);
+    const uint8_t* cur = &img.rgb[y * row_bytes];
+    const uint8_t* up = y > 0 ? cur - row_bytes : nullptr;
+    uint64_t cost[3] = {0, 0, 0};
+    for (size_t i = 0; i < row_bytes; ++i) {
+      cand[0][i] = cur[i];
+      cand[1][i] = static_cast<uint8_t>(cur[i] - (i >= 3 ? cur[i - 3] : 0));
+      cand[2][i] = static_cast<uint8_t>(cur[i] - (up ? up[i] : 0));
+      for (int f = 0; f < 3; ++f) cost[f] += static_cast<uint64_t>(std::abs(static_cast<int8_t>(cand[f][i])));
+    }
+    const int best = cost[1] < cost[0] ? (cost[2] < cost[1] ? 2 : 1) : (cost[2] < cost[0] ? 2 : 0);
+    raw.push_back(static_cast<char>(best));
+    raw.append(reinterpret_cast<const char*>(cand[best].data()), row_bytes);
   }
-  // zlib: CMF 0x78 (deflate, 32K window), FLG 0x01 (makes CMF*256+FLG a multiple of 31), then
-  // stored blocks of at most 65535 bytes: BFINAL/BTYPE byte, LEN, NLEN (little-endian).
+  // zlib header: CMF 0x78 (deflate, 32K window), FLG 0x01 (CMF*256+FLG a multiple of 31).
   std::string z = {'\x78', '\x01'};
-  size_t pos = 0;
-  do {
-    const size_t n = std::min<size_t>(65535, raw.size() - pos);
-    const bool last = pos + n == raw.size();
-    z.push_back(last ? 1 : 0);
-    const uint16_t len = static_cast<uint16_t>(n), nlen = static_cast<uint16_t>(~len);
-    z.push_back(static_cast<char>(len & 0xFF));
-    z.push_back(static_cast<char>(len >> 8));
-    z.push_back(static_cast<char>(nlen & 0xFF));
-    z.push_back(static_cast<char>(nlen >> 8));
-    z.append(raw, pos, n);
-    pos += n;
-  } while (pos < raw.size());
+  deflate_runs(raw, &z);
   // Adler-32 of the uncompressed data, big-endian.
   uint32_t a = 1, b = 0;
   for (unsigned char ch : raw) {
@@ -250,17 +330,23 @@ Image plot_losses(const LossSeries& s, int width, int height) {
     }
   };
   draw(s.train, k_plot_raw_rgb, 1, false);
-  std::vector<std::pair<int64_t, double>> ema;
-  ema.reserve(s.train.size());
-  // The smoothing span grows with the run so short runs are not over-smoothed.
-  const double alpha = 1.0 / std::max<double>(1.0, std::min<double>(50.0, s.train.size() / 20.0));
-  double acc = NAN;
-  for (const auto& [step, v] : s.train) {
-    if (!std::isfinite(v)) continue;
-    acc = std::isnan(acc) ? v : acc + alpha * (v - acc);
-    ema.emplace_back(step, acc);
+  // Smoothed: a centred moving average (no lag, unlike an EMA) whose half-width grows with
+  // the run, so short runs are not over-smoothed and long ones are readable.
+  std::vector<std::pair<int64_t, double>> pts;
+  for (const auto& p : s.train) {
+    if (std::isfinite(p.second)) pts.push_back(p);
   }
-  draw(ema, k_plot_train_rgb, 2, false);
+  const auto n = static_cast<int64_t>(pts.size());
+  const int64_t half = std::min<int64_t>(200, n / 100);
+  std::vector<double> prefix(static_cast<size_t>(n) + 1, 0.0);
+  for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + pts[i].second;
+  std::vector<std::pair<int64_t, double>> smooth;
+  smooth.reserve(pts.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t a = std::max<int64_t>(0, i - half), b = std::min<int64_t>(n, i + half + 1);
+    smooth.emplace_back(pts[i].first, (prefix[b] - prefix[a]) / static_cast<double>(b - a));
+  }
+  draw(smooth, k_plot_train_rgb, 2, false);
   draw(s.val, k_plot_val_rgb, 2, true);
 
   // Legend, top right.

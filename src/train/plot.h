@@ -22,8 +22,8 @@ struct Image {
       : width(w), height(h), rgb(static_cast<size_t>(w) * h * 3, fill) {}
 };
 
-// PNG bytes: IHDR (8-bit RGB), one IDAT holding a zlib stream of stored (uncompressed)
-// deflate blocks with filter 0 on every row, Adler-32 trailer, IEND.
+// PNG bytes: IHDR (8-bit RGB), one IDAT holding a zlib stream (one fixed-Huffman deflate block
+// of literals and distance-1 runs over rows filtered None/Sub/Up), Adler-32 trailer, IEND.
 std::string encode_png(const Image& img);
 
 struct LossSeries {
@@ -37,7 +37,7 @@ inline constexpr uint8_t k_plot_train_rgb[3] = {31, 119, 180};   // smoothed tra
 inline constexpr uint8_t k_plot_val_rgb[3] = {214, 39, 40};      // validation loss
 inline constexpr uint8_t k_plot_raw_rgb[3] = {174, 199, 232};    // raw train loss
 
-// Draws the chart: axes with labelled ticks, raw train loss (light), its exponential moving
+// Draws the chart: axes with labelled ticks, raw train loss (light), its centred moving
 // average (dark), and validation loss (red line with dots). Non-finite values are skipped.
 Image plot_losses(const LossSeries& s, int width = 800, int height = 480);
 

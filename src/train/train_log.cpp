@@ -22,6 +22,14 @@ std::string fixed(double v, int decimals) {
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
+// The learning rate is a float: 9 significant digits round-trip it without float-to-double
+// noise such as 0.00030000001424923539.
+std::string float_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
 }  // namespace
 
 std::string json_number(double v) {
@@ -91,7 +99,7 @@ Status TrainLog::write_line(const std::string& line) {
 
 Status TrainLog::write_step(const StepRecord& r) {
   return write_line("{\"step\": " + std::to_string(r.step) + ", \"loss\": " + json_number(r.loss) +
-                    ", \"lr\": " + json_number(r.lr) + ", \"grad_norm\": " +
+                    ", \"lr\": " + float_number(r.lr) + ", \"grad_norm\": " +
                     json_number(r.grad_norm) + ", \"tokens_per_s\": " +
                     fixed(r.tokens_per_s, 1) + ", \"elapsed_s\": " + fixed(r.elapsed_s, 3) + "}\n");
 }
