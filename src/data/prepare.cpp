@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -194,7 +195,10 @@ Expected<PrepareSummary> prepare_dataset(const PrepareOptions& o) {
   std::unordered_set<Hash128, Hash128Hasher> seen;
   std::vector<PendingDoc> batch;
   size_t batch_bytes = 0;
-  const size_t k_batch_bytes = size_t{4} << 20, k_batch_docs = 4096;
+  // Documents are encoded in parallel, one per task; a batch must hold several of the largest
+  // (16 MB text parts) to keep every thread busy.
+  const size_t k_batch_bytes = size_t{16 << 20} * static_cast<size_t>(std::max(2, pool.n_threads()));
+  const size_t k_batch_docs = 4096;
   PrepareProgress prog;
   for (const CorpusFile& f : files) prog.bytes_total += f.size;
 
