@@ -309,7 +309,8 @@ void BatchSession::truncate(int64_t seq, int64_t n) {
   np = std::clamp<int64_t>(n, 0, np);
 }
 
-Expected<std::span<const float>> BatchSession::forward(std::span<const BatchEntry> entries) {
+Expected<std::span<const float>> BatchSession::forward(std::span<const BatchEntry> entries,
+                                                       bool invariant) {
   detail::ForwardCore& s = *core_;
   const int64_t T = static_cast<int64_t>(entries.size()), V = s.c.n_vocab;
   SLM_TRY(s.init_status);
@@ -340,7 +341,7 @@ Expected<std::span<const float>> BatchSession::forward(std::span<const BatchEntr
   }
   // One sequence: Session's arithmetic. Several: kernels whose results do not depend on the
   // batch, so a sequence gets the same logits whoever it shares the step with.
-  const MatmulMode mm = one_seq || s.mode == MatmulMode::float_activations
+  const MatmulMode mm = (one_seq && !invariant) || s.mode == MatmulMode::float_activations
                             ? s.mode
                             : MatmulMode::fast_invariant;
   std::fill(count_.begin(), count_.end(), 0);

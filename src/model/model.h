@@ -191,8 +191,10 @@ class BatchSession {
   // call sits at n_past(s) + (entries of s before it in this call). Returns the logits of the
   // entries with `logits` set, in entry order (rows of n_vocab floats). The span is valid until
   // the next call. Errors (nothing is appended): empty list, sequence or token id out of range,
-  // a sequence's context full.
-  Expected<std::span<const float>> forward(std::span<const BatchEntry> entries);
+  // a sequence's context full. invariant: the batch-invariant kernels even when every entry
+  // belongs to one sequence (a server's decode step, whatever the number of active requests).
+  Expected<std::span<const float>> forward(std::span<const BatchEntry> entries,
+                                           bool invariant = false);
 
  private:
   std::unique_ptr<detail::ForwardCore> core_;

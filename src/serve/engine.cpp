@@ -312,7 +312,7 @@ void EngineImpl::run_decode_step() {
     step_jobs_.push_back(j.get());
   }
   if (entries_.empty()) return;
-  auto logits = batch_.forward(entries_);
+  auto logits = batch_.forward(entries_, /*invariant=*/true);
   if (!logits.ok()) {
     for (Job* j : step_jobs_) finish(*j, Finish::error, logits.message());
     return;

@@ -23,6 +23,8 @@ struct Case {
   DType kv = DType::F16;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 FixtureSpec base() {
   FixtureSpec s;
   s.n_vocab = 200;
@@ -231,6 +233,28 @@ TEST(BatchForwardLarge, FortySequencesMatchAlone) {
       ASSERT_TRUE(want.ok());
       EXPECT_TRUE(same_bits(b.data() + s * V, want->data(), V)) << "step " << step << " seq " << s;
     }
+  }
+}
+
+// invariant = true on a one-sequence call of 40 tokens: the dot kernels, as token by token.
+TEST(BatchForwardLarge, InvariantFlagOnOneSequence) {
+  test::TempDir tmp;
+  Case c{"llama_q4_0", base(), true, DType::Q4_0};
+  auto model = load_case(c, tmp);
+  ASSERT_TRUE(model);
+  const int64_t V = c.spec.n_vocab;
+  auto p = tokens(40, V, 4242);
+  BatchSession batch(*model, BatchSessionOptions{2, 64, 2, DType::F16, false});
+  std::vector<BatchEntry> e;
+  for (int32_t t : p) e.push_back({1, t, true});
+  auto got = batch.forward(e, /*invariant=*/true);
+  ASSERT_TRUE(got.ok()) << got.message();
+  std::vector<float> b(got->begin(), got->end());
+  Session alone(*model, SessionOptions{64, 1, DType::F16, false});
+  for (int64_t t = 0; t < 40; ++t) {
+    auto want = alone.forward(std::span<const int32_t>(&p[static_cast<size_t>(t)], 1));
+    ASSERT_TRUE(want.ok());
+    EXPECT_TRUE(same_bits(b.data() + t * V, want->data(), V)) << "token " << t;
   }
 }
 

@@ -508,7 +508,7 @@ TEST(Engine, ConcurrentThroughputAndInvariance) {
   s.n_vocab = 32000;
   s.vocab_gguf = vocab;
   s.n_embd = 256;
-  s.n_layer = 4;
+  s.n_layer = 2;
   s.n_head = 4;
   s.n_head_kv = 4;
   s.n_ff = 768;
@@ -519,7 +519,7 @@ TEST(Engine, ConcurrentThroughputAndInvariance) {
   ASSERT_TRUE(loaded.ok()) << loaded.message();
   const Model& m = **loaded;
   const int n_req = 8;
-  const int64_t n_tok = 24;
+  const int64_t n_tok = 16;
   auto request = [&](int k) {
     Request r = make_request(encode(m, "Request number " + std::to_string(k)), 40 + k, n_tok);
     r.ignore_eos = true;
