@@ -291,10 +291,10 @@ void Server::serve_connection(int fd) {
   // Half-close first so the client reads everything we wrote before it sees the end.
   ::shutdown(fd, SHUT_WR);
   ::close(fd);
-  {
-    std::lock_guard<std::mutex> lock(conn_mu_);
-    open_connections_.fetch_sub(1);
-  }
+  // Notify under the lock: once the count reaches 0, stop() may return and the Server die, so
+  // this thread must not touch it after releasing the mutex.
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  open_connections_.fetch_sub(1);
   conn_cv_.notify_all();
 }
 
