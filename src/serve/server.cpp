@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 
@@ -147,7 +148,14 @@ void Server::accept_loop() {
     pollfd p{listen_fd_, POLLIN, 0};
     if (::poll(&p, 1, k_poll_ms) <= 0) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;  // EMFILE, ECONNABORTED...: try again on the next poll
+    if (fd < 0) {
+      // Out of descriptors: the pending connection stays readable, so back off instead of
+      // spinning until some close.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(k_poll_ms));
+      }
+      continue;
+    }
     if (open_connections_.load() >= opts_.max_connections) {
       // Over the connection bound: answer at once rather than queue unboundedly.
       Conn c;
@@ -159,7 +167,15 @@ void Server::accept_loop() {
       continue;
     }
     open_connections_.fetch_add(1);
-    std::thread([this, fd] { serve_connection(fd); }).detach();
+    try {
+      std::thread([this, fd] { serve_connection(fd); }).detach();
+    } catch (const std::system_error&) {
+      // No thread to be had (resource limits): drop this connection, keep serving the others.
+      ::close(fd);
+      std::lock_guard<std::mutex> lock(conn_mu_);
+      open_connections_.fetch_sub(1);
+      conn_cv_.notify_all();
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "formats/gguf.h"
 #include "model/fixture.h"
@@ -196,7 +197,13 @@ TEST(Server, MetricsExposition) {
   std::string r = http(port, "POST /v1/completions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: " +
                                  std::to_string(body.size()) + "\r\n\r\n" + body);
   ASSERT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
-  std::string m = get(port, "/metrics");
+  // The engine may report the request done (on_done) a moment before its slot shows free.
+  std::string m;
+  for (int i = 0; i < 100; ++i) {
+    m = get(port, "/metrics");
+    if (m.find("slm_busy_slots 0") != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
   EXPECT_NE(m.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   for (const char* want : {"slm_requests_total{endpoint=\"/v1/completions\",code=\"200\"} 1",
                            "slm_generated_tokens_total 4", "slm_busy_slots 0", "slm_slots 3", "slm_queue_depth 0",
