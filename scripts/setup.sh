@@ -31,4 +31,14 @@ fi
 if [ ! -d tests/ref/node_modules/@huggingface/jinja ] || [ tests/ref/package-lock.json -nt tests/ref/node_modules ]; then
   (cd tests/ref && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# llama.cpp as the consumer of exported GGUF files (node-llama-cpp pinned by
+# tests/ref-llama/package-lock.json). Only the CPU linux-x64 prebuilt binary is installed: it is a
+# direct dependency there, and --omit=optional drops the GPU/other-platform builds (~85 MB
+# instead of ~700 MB). `npm install` with the lock file, because `npm ci` rejects a lock that lacks
+# the other platforms' optional packages; NODE_LLAMA_CPP_SKIP_DOWNLOAD keeps its postinstall from
+# fetching anything.
+if [ ! -d tests/ref-llama/node_modules/@node-llama-cpp/linux-x64 ] || [ tests/ref-llama/package-lock.json -nt tests/ref-llama/node_modules ]; then
+  (cd tests/ref-llama && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-audit --no-fund --loglevel=error &&
+     touch node_modules)
+fi
 echo "setup: ok"
