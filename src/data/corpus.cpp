@@ -207,7 +207,7 @@ Status corpus_for_each(const std::vector<CorpusFile>& files, const CorpusOptions
 
     if (f.format == CorpusFormat::jsonl) {
       const size_t first = buf.find_first_not_of(" \t\r\n\xef\xbb\xbf");
-      if (first != std::string::npos && buf[first] == '[') {
+      if (first != std::string::npos && buf[first] == '[' && lower_ext(f.path) == ".json") {
         // A .json file holding one array of records.
         while (buf.size() <= o.max_whole_bytes && read_more(1 << 20) > 0) {}
         if (buf.size() > o.max_whole_bytes) {

@@ -307,6 +307,29 @@ TEST(Corpus, LargeTextIsStreamedInParts) {
   EXPECT_EQ(st.bytes_read, text.size());
 }
 
+// A .json file holding one array of records; JSON lines with CRLF endings and bad records.
+TEST(Corpus, JsonArrayAndJsonLines) {
+  test::TempDir dir;
+  test::write_text(dir.file("a.json"),
+                   "[{\"text\": \"first\"}, {\"text\": \"second\"}, {\"no\": 1}, 7]");
+  test::write_text(dir.file("b.jsonl"),
+                   "{\"body\": \"x\", \"text\": \"third\"}\r\n[1]\r\n{\"text\": \"fourth\"}");
+  std::string deep(200, '[');
+  test::write_text(dir.file("c.jsonl"), deep + "\n{\"text\": \"fifth\"}\n");
+  int64_t skipped = 0;
+  auto files = list_corpus_files({dir.file("a.json"), dir.file("*.jsonl")}, &skipped);
+  ASSERT_TRUE(files.ok()) << files.message();
+  ASSERT_EQ(files->size(), 3u);
+  std::vector<std::string> docs;
+  CorpusStats st;
+  ASSERT_TRUE(corpus_for_each(*files, CorpusOptions(), [&](const CorpusDoc& d) {
+    docs.emplace_back(d.text);
+    return Status();
+  }, &st).ok());
+  EXPECT_EQ(docs, (std::vector<std::string>{"first", "second", "third", "fourth", "fifth"}));
+  EXPECT_EQ(st.bad_json_lines, 4);  // {"no":1}, 7, [1], the deep line
+}
+
 // ---- slm data prepare ----
 
 struct Corpus {
