@@ -254,6 +254,10 @@ Expected<PrepareSummary> prepare_dataset(const PrepareOptions& o) {
                  (long long)c.empty_documents, (long long)c.bad_json_lines,
                  (long long)sum.duplicates);
   }
+  if (o.val_fraction > 0 && sum.documents_val == 0 && o.on_warning) {
+    o.on_warning("the validation split is empty: " + std::to_string(sum.documents_train) +
+                 " documents in all (raise --val-fraction, or use smaller documents)");
+  }
   sum.tokens_train = writer->n_tokens("train");
   sum.tokens_val = writer->n_tokens("val");
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
