@@ -277,12 +277,12 @@ Expected<TrainConfig> parse_train_config(const std::string& text, const std::str
   for (const auto& [have, key] : required) {
     if (!have) return error("%s: missing key 'model.%s'", what.c_str(), key);
   }
-  (void)have_data;  // --data may supply it; validate_train_config checks
+  (void)have_data;  // --data may supply it; validate_train_config checks before training
   if (!have_kv) m.n_kv_heads = m.n_heads;
   if (c.max_pos_from_seq) m.max_seq_len = t.seq_len;
   if (t.min_lr < 0) t.min_lr = t.lr / 10;
   t.seed = static_cast<uint64_t>(seed);
-  SLM_TRY(validate_train_config(c));
+  SLM_TRY(validate_train_config(c, /*need_data=*/false));
   return c;
 }
 
@@ -295,7 +295,7 @@ Expected<TrainConfig> load_train_config(const std::string& path) {
   return parse_train_config(text, path, base.empty() ? "." : base);
 }
 
-Status validate_train_config(const TrainConfig& c) {
+Status validate_train_config(const TrainConfig& c, bool need_data) {
   const char* w = c.source.c_str();
   const TrainModelConfig& m = c.model;
   const TrainSettings& t = c.train;
@@ -327,7 +327,7 @@ Status validate_train_config(const TrainConfig& c) {
     return error("%s: train.batch_size * train.seq_len = %lld tokens per micro-batch is too large",
                  w, (long long)(t.batch_size * t.seq_len));
   }
-  if (c.data_dir.empty()) {
+  if (need_data && c.data_dir.empty()) {
     return error("%s: missing key 'data' (a dataset directory from `slm data prepare`; or pass --data)", w);
   }
   return Status();

@@ -57,8 +57,9 @@ Expected<TrainConfig> parse_train_config(const std::string& text, const std::str
 Expected<TrainConfig> load_train_config(const std::string& path);
 
 // Checks the cross-field rules (seq_len <= max positions, warm-up <= steps, model shape); run
-// again after CLI overrides and after vocab_size is known.
-Status validate_train_config(const TrainConfig& c);
+// again after CLI overrides and after vocab_size is known. need_data: a dataset directory must
+// be set (parsing alone does not require it, since --data may supply it).
+Status validate_train_config(const TrainConfig& c, bool need_data = true);
 
 // The resolved config as JSON text (every key, defaults filled in): what checkpoints record.
 std::string train_config_json(const TrainConfig& c);

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -310,16 +311,37 @@ TEST_F(TrainCli, TrainsACheckpointThatSlmRunAndPyTorchLoad) {
   EXPECT_GE(r.out.size(), 10u) << r.out;
 }
 
+// The uninterrupted run both resume tests compare against, trained once per test binary.
+struct Reference {
+  test::TempDir dir;
+  std::string cfg_path, out;
+  Log log;
+  std::string error;  // non-empty if the reference run failed
+};
+const Reference& reference() {
+  static const std::unique_ptr<Reference> ref = [] {
+    auto r = std::make_unique<Reference>();
+    write_dataset(r->dir.file("ds"));
+    r->cfg_path = write_config(r->dir, tiny_config(r->dir.file("ds")));
+    r->out = r->dir.file("ref");
+    test::RunResult run = slm("train " + test::sh_quote(r->cfg_path) + " -q --out " + test::sh_quote(r->out));
+    if (run.exit_code != 0) r->error = run.err;
+    r->log = read_log(r->out + "/train_log.jsonl");
+    return r;
+  }();
+  return *ref;
+}
+
 // Kills a run at a random step (SIGKILL, or SIGINT which saves first), resumes it, and checks
 // every logged step and validation, and the final weights, against an uninterrupted run.
-void interrupted_run_matches(TrainCli* t, const std::string& data, const test::TempDir& tmp, int sig) {
-  const json cfg = tiny_config(data);
-  const std::string cfg_path = write_config(tmp, cfg);
-  const std::string ref_out = tmp.file("ref");
-  test::RunResult r = slm("train " + test::sh_quote(cfg_path) + " -q --out " + test::sh_quote(ref_out));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const Log ref = read_log(ref_out + "/train_log.jsonl");
+void interrupted_run_matches(const test::TempDir& tmp, int sig) {
+  const Reference& reference_run = reference();
+  ASSERT_EQ(reference_run.error, "");
+  const std::string& cfg_path = reference_run.cfg_path;
+  const std::string& ref_out = reference_run.out;
+  const Log& ref = reference_run.log;
   ASSERT_EQ(ref.steps.size(), 40u);
+  test::RunResult r;
 
   std::mt19937 rng(std::random_device{}());
   std::string out;
@@ -377,14 +399,11 @@ void interrupted_run_matches(TrainCli* t, const std::string& data, const test::T
   EXPECT_EQ(test::read_text(out + "/checkpoint-40/model.safetensors"),
             test::read_text(ref_out + "/checkpoint-40/model.safetensors"))
       << "final weights differ";
-  (void)t;
 }
 
-TEST_F(TrainCli, SigkillAtARandomStepThenResumeIsBitExact) {
-  interrupted_run_matches(this, data_, tmp_, SIGKILL);
-}
+TEST_F(TrainCli, SigkillAtARandomStepThenResumeIsBitExact) { interrupted_run_matches(tmp_, SIGKILL); }
 
-TEST_F(TrainCli, SigintSavesAndResumeIsBitExact) { interrupted_run_matches(this, data_, tmp_, SIGINT); }
+TEST_F(TrainCli, SigintSavesAndResumeIsBitExact) { interrupted_run_matches(tmp_, SIGINT); }
 
 TEST_F(TrainCli, FullDiskWhileSavingKeepsThePreviousCheckpoint) {
   json cfg = tiny_config(data_);

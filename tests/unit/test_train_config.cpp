@@ -93,7 +93,6 @@ TEST(TrainConfig, BadConfigsNameTheKey) {
       {"/model/max_position_embeddings", 16, false, "max_position_embeddings"},  // < seq_len
       {"/model", 3, false, "model"},
       {"/data", 5, false, "data"},
-      {"/data", nullptr, true, "data"},
       {"/train/batch_size", 0, false, "train.batch_size"},
       {"/train/seq_len", "32", false, "train.seq_len"},
       {"/train/grad_accum", 0, false, "train.grad_accum"},
@@ -133,6 +132,19 @@ TEST(TrainConfig, BadConfigsNameTheKey) {
     auto r = parse_train_config(text, "cfg.json", ".");
     EXPECT_FALSE(r.ok()) << text;
   }
+}
+
+TEST(TrainConfig, DataMayComeFromTheCommandLine) {
+  json j = json::parse(k_good);
+  j.erase("data");
+  auto r = parse_train_config(j.dump(), "cfg.json", ".");
+  ASSERT_TRUE(r.ok()) << r.message();
+  Status s = validate_train_config(*r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("missing key 'data'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("--data"), std::string::npos) << s.message();
+  r->data_dir = "/d";
+  EXPECT_TRUE(validate_train_config(*r).ok());
 }
 
 TEST(TrainConfig, MissingFileIsAnError) {
