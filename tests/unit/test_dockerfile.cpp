@@ -2,9 +2,16 @@
 // stage installs the build packages of scripts/setup.sh and runs scripts/build.sh (the
 // script the README's commands run), and its runtime stage installs the Debian packages that
 // own every shared library the built slm links (found with ldd and dpkg -S on this machine).
+// Its health check command is run against a real `slm serve` on the loopback interface.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -148,6 +155,58 @@ TEST(Dockerfile, ServesAsNonRootWithHealthCheck) {
   const std::string ignore = test::read_text(test::source_dir() + "/.dockerignore");
   EXPECT_NE(ignore.find("build*"), std::string::npos);
   EXPECT_NE(ignore.find("**/node_modules"), std::string::npos);
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read, close).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// The HEALTHCHECK's exec-form command, run by bash against `slm serve` (the image's entry
+// point) on a free loopback port: it fails while nothing listens and passes once the server
+// answers GET /health with 200.
+TEST(Dockerfile, HealthCheckPassesAgainstSlmServe) {
+  const std::string runtime = stage(dockerfile(), 1);
+  const size_t at = runtime.find("CMD [\"bash\"");
+  ASSERT_NE(at, std::string::npos) << runtime;
+  const size_t end = runtime.find("]\n", at);
+  auto cmd = nlohmann::json::parse(runtime.substr(at + 4, end + 1 - (at + 4)));
+  ASSERT_EQ(cmd.size(), 3u);
+  ASSERT_EQ(cmd[1], "-c");
+  std::string script = cmd[2].get<std::string>();
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  const size_t p = script.find("/8080");
+  ASSERT_NE(p, std::string::npos) << script;
+  script.replace(p + 1, 4, std::to_string(port));
+  const std::string check = std::string("bash -c ").append(test::sh_quote(script));
+
+  EXPECT_NE(test::run(check).exit_code, 0) << "the check passed with no server on port " << port;
+
+  const std::string models = test::shared_dir() + "/models";
+  // Bounded: at most 100 checks 0.2 s apart, then the server is stopped whatever happened.
+  // Appended piece by piece: g++ 12 warns (-Wrestrict, falsely) on long chains of operator+.
+  std::string sh = test::sh_quote(test::slm_exe());
+  sh.append(" serve ").append(test::sh_quote(models + "/stories260K.bin"));
+  sh.append(" --tokenizer ").append(test::sh_quote(models + "/tok512.bin"));
+  sh.append(" --host 127.0.0.1 --port ").append(std::to_string(port));
+  sh.append(" --parallel 1 --ctx 128 -t 1 2>/dev/null & pid=$!\n");
+  sh.append("ok=1; for i in $(seq 1 100); do if ").append(check);
+  sh.append("; then ok=0; break; fi; sleep 0.2; done\nkill $pid; wait $pid; exit $ok\n");
+  auto r = test::run(sh);
+  EXPECT_EQ(r.exit_code, 0) << "the health check never passed against slm serve: " << r.err;
 }
 
 }  // namespace
