@@ -131,8 +131,10 @@ int run_train(TrainCliOptions& o) {
     std::fflush(stderr);
   };
 
+  // SA_RESTART: a Ctrl-C during a log or checkpoint write must not fail it with EINTR.
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   auto r = train::run_training(ro);
