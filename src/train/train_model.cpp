@@ -45,7 +45,7 @@ struct LayerActs {
   std::vector<float> h1;     // (N, D) rmsnorm(x)
   std::vector<float> rstd1;  // (N)
   std::vector<float> qkv;    // (N, Dqkv), q and k after rope
-  std::vector<float> probs;  // (B, H, T, T)
+  std::vector<float> lse;    // (B, H, T) log Σ exp of each attention score row
   std::vector<float> att;    // (N, D) attention output before o_proj
   std::vector<float> xmid;   // (N, D) x + o_proj(att)
   std::vector<float> h2;     // (N, D) rmsnorm(xmid)
@@ -202,7 +202,7 @@ class TrainModelImpl final : public TrainModel {
       grow(a.h1, N * D);
       grow(a.rstd1, N);
       grow(a.qkv, N * dqkv_);
-      grow(a.probs, B * c_.n_heads * T * T);
+      grow(a.lse, B * c_.n_heads * T);
       grow(a.att, N * D);
       grow(a.xmid, N * D);
       grow(a.h2, N * D);
@@ -217,7 +217,7 @@ class TrainModelImpl final : public TrainModel {
     grow(dh_, N * D);
     grow(dsmall_, N * std::max(D, F));
     grow(dbig_, N * std::max(dqkv_, 2 * F));
-    grow(attn_scratch_, static_cast<int64_t>(pool_.n_threads()) * T * T);
+    grow(attn_scratch_, static_cast<int64_t>(pool_.n_threads()) * 2 * T * T);
     grow(logits_, std::min(N, k_ce_rows) * c_.vocab_size);
     grow(row_loss_, N);
   }
@@ -238,7 +238,7 @@ class TrainModelImpl final : public TrainModel {
       sgemm(false, true, N, dqkv_, D, 1.0f, a.h1.data(), D, lw.wqkv, D, 0.0f, a.qkv.data(), dqkv_, pool);
       rope_forward(a.qkv.data(), N, T, dqkv_, c_.n_heads, hd_, rope_cos_.data(), rope_sin_.data(), pool);
       rope_forward(a.qkv.data() + D, N, T, dqkv_, c_.n_kv_heads, hd_, rope_cos_.data(), rope_sin_.data(), pool);
-      attention_forward(as, a.qkv.data(), a.att.data(), a.probs.data(), pool);
+      attention_forward(as, a.qkv.data(), a.att.data(), a.lse.data(), attn_scratch_.data(), pool);
       std::memcpy(a.xmid.data(), a.x.data(), static_cast<size_t>(N * D) * sizeof(float));
       sgemm(false, true, N, D, D, 1.0f, a.att.data(), D, lw.wo, D, 1.0f, a.xmid.data(), D, pool);
       rmsnorm_forward(a.xmid.data(), lw.ffn_norm, N, D, c_.norm_eps, a.h2.data(), a.rstd2.data(), pool);
@@ -315,7 +315,7 @@ class TrainModelImpl final : public TrainModel {
       sgemm(false, false, N, D, D, 1.0f, dx, D, lw.wo, D, 0.0f, datt, D, pool);
       sgemm(true, false, D, D, N, 1.0f, dx, D, a.att.data(), D, 1.0f, lg.wo, D, pool);
       float* dqkv = dbig_.data();
-      attention_backward(as, a.qkv.data(), a.probs.data(), datt, dqkv, attn_scratch_.data(), pool);
+      attention_backward(as, a.qkv.data(), a.lse.data(), datt, dqkv, attn_scratch_.data(), pool);
       rope_backward(dqkv, N, T, dqkv_, c_.n_heads, hd_, rope_cos_.data(), rope_sin_.data(), pool);
       rope_backward(dqkv + D, N, T, dqkv_, c_.n_kv_heads, hd_, rope_cos_.data(), rope_sin_.data(), pool);
       sgemm(false, false, N, D, dqkv_, 1.0f, dqkv, dqkv_, lw.wqkv, D, 0.0f, dh, D, pool);

@@ -179,27 +179,53 @@ namespace {
 constexpr int64_t k_attn_block = 64;
 }  // namespace
 
-void attention_forward(const AttnShape& s, const float* qkv, float* out, float* probs,
-                       ThreadPool* pool) {
+namespace {
+
+// Runs body(begin, end, thread_index) over [0, n) on the pool (or on this thread as index 0).
+template <class Fn>
+void par_tid(ThreadPool* pool, int64_t n, Fn&& body) {
+  if (pool == nullptr || pool->n_threads() <= 1) {
+    body(int64_t{0}, n, 0);
+  } else {
+    pool->parallel_for(n, body, 1);
+  }
+}
+
+// P[i0:i1, 0:i1] of one head: scores scale q kᵀ, then either the softmax (forward, which also
+// stores each row's lse) or exp(s - lse) from the stored lse (backward); zeros above the
+// diagonal within the block, so products over the block's keys see a causal P.
+void attention_probs_block(const float* q, const float* k, int64_t ld, int64_t T, int64_t hd,
+                           float scale, int64_t i0, int64_t i1, float* P, const float* lse_in,
+                           float* lse_out) {
+  sgemm(false, true, i1 - i0, i1, hd, scale, q + i0 * ld, ld, k, ld, 0.0f, P + i0 * T, T, nullptr);
+  for (int64_t i = i0; i < i1; ++i) {
+    float* row = P + i * T;
+    if (lse_in != nullptr) {
+      softmax_grad_row(row, i + 1, lse_in[i], 1.0f, row);
+    } else {
+      lse_out[i] = softmax_row_inplace(row, i + 1);
+    }
+    std::fill(row + i + 1, row + i1, 0.0f);
+  }
+}
+
+}  // namespace
+
+void attention_forward(const AttnShape& s, const float* qkv, float* out, float* lse,
+                       float* scratch, ThreadPool* pool) {
   const int64_t T = s.T, hd = s.hd, group = s.H / s.Hk;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  par(pool, s.B * s.H, [&](int64_t ub, int64_t ue) {
+  par_tid(pool, s.B * s.H, [&](int64_t ub, int64_t ue, int tid) {
+    float* P = scratch + static_cast<int64_t>(tid) * T * T;
     for (int64_t u = ub; u < ue; ++u) {
       const int64_t b = u / s.H, h = u % s.H, kh = h / group;
       const float* q = qkv + b * T * s.ld + h * hd;
       const float* k = qkv + b * T * s.ld + (s.H + kh) * hd;
       const float* v = qkv + b * T * s.ld + (s.H + s.Hk + kh) * hd;
-      float* P = probs + u * T * T;
       float* o = out + b * T * s.ldo + h * hd;
       for (int64_t i0 = 0; i0 < T; i0 += k_attn_block) {
         const int64_t i1 = std::min(T, i0 + k_attn_block);
-        sgemm(false, true, i1 - i0, i1, hd, scale, q + i0 * s.ld, s.ld, k, s.ld, 0.0f,
-              P + i0 * T, T, nullptr);
-        for (int64_t i = i0; i < i1; ++i) {
-          float* row = P + i * T;
-          softmax_row_inplace(row, i + 1);
-          std::fill(row + i + 1, row + T, 0.0f);
-        }
+        attention_probs_block(q, k, s.ld, T, hd, scale, i0, i1, P, nullptr, lse + u * T);
         sgemm(false, false, i1 - i0, hd, i1, 1.0f, P + i0 * T, T, v, s.ld, 0.0f, o + i0 * s.ldo,
               s.ldo, nullptr);
       }
@@ -210,12 +236,13 @@ void attention_forward(const AttnShape& s, const float* qkv, float* out, float* 
 // With S = scale q kᵀ, P = softmax(S) row-wise, o = P v:
 //   dv = Pᵀ do,  dP = do vᵀ,  dS_ij = P_ij (dP_ij - Σ_k P_ik dP_ik),  dq = scale dS k,
 //   dk = scale dSᵀ q.  P is lower-triangular, so every product skips the zero blocks.
-void attention_backward(const AttnShape& s, const float* qkv, const float* probs,
+void attention_backward(const AttnShape& s, const float* qkv, const float* lse,
                         const float* dout, float* dqkv, float* scratch, ThreadPool* pool) {
   const int64_t T = s.T, hd = s.hd, group = s.H / s.Hk;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  auto body = [&](int64_t ub, int64_t ue, int tid) {
-    float* dP = scratch + static_cast<int64_t>(tid) * T * T;
+  par_tid(pool, s.B * s.Hk, [&](int64_t ub, int64_t ue, int tid) {
+    float* P = scratch + static_cast<int64_t>(tid) * 2 * T * T;
+    float* dP = P + T * T;
     for (int64_t u = ub; u < ue; ++u) {
       const int64_t b = u / s.Hk, kh = u % s.Hk;
       const int64_t row0 = b * T;
@@ -229,9 +256,13 @@ void attention_backward(const AttnShape& s, const float* qkv, const float* probs
       }
       for (int64_t h = kh * group; h < (kh + 1) * group; ++h) {
         const float* q = qkv + row0 * s.ld + h * hd;
-        const float* P = probs + (b * s.H + h) * T * T;
         const float* dO = dout + row0 * s.ldo + h * hd;
         float* dq = dqkv + row0 * s.ld + h * hd;
+        const float* row_lse = lse + (b * s.H + h) * T;
+        for (int64_t i0 = 0; i0 < T; i0 += k_attn_block) {
+          attention_probs_block(q, k, s.ld, T, hd, scale, i0, std::min(T, i0 + k_attn_block), P,
+                                row_lse, nullptr);
+        }
         for (int64_t i0 = 0; i0 < T; i0 += k_attn_block) {
           const int64_t i1 = std::min(T, i0 + k_attn_block);
           // dv[i0:i1] += P[i0:T, i0:i1]ᵀ do[i0:T]  (rows above i0 are zero in these columns)
@@ -256,12 +287,7 @@ void attention_backward(const AttnShape& s, const float* qkv, const float* probs
         }
       }
     }
-  };
-  if (pool == nullptr || pool->n_threads() <= 1) {
-    body(0, s.B * s.Hk, 0);
-  } else {
-    pool->parallel_for(s.B * s.Hk, body, 1);
-  }
+  });
 }
 
 // ---- Cross-entropy ---------------------------------------------------------------------------

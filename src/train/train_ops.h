@@ -51,18 +51,20 @@ void swiglu_backward(const F* gu, const F* da, int64_t n, int64_t f, F* dgu, Thr
 
 // ---- Causal GQA attention --------------------------------------------------------------------
 // qkv: (B*T, ld) rows [q (H*hd) | k (Hk*hd) | v (Hk*hd) | ...]; query head h reads kv head
-// h / (H / Hk). out: (B*T, ldo) gets H*hd columns. probs: (B, H, T, T) receives the softmax
-// probabilities (upper triangle zero), which the backward pass reuses.
+// h / (H / Hk). out: (B*T, ldo) gets H*hd columns. lse: (B, H, T) receives log Σ exp of each
+// score row, all the backward pass keeps: it recomputes the probabilities exp(s - lse) one head
+// at a time, so memory is O(threads * T^2), not O(layers * B * H * T^2).
 struct AttnShape {
   int64_t B = 0, T = 0, H = 0, Hk = 0, hd = 0;
   int64_t ld = 0;   // row stride of qkv / dqkv
   int64_t ldo = 0;  // row stride of out / dout
 };
-void attention_forward(const AttnShape& s, const float* qkv, float* out, float* probs,
-                       ThreadPool* pool);
+// scratch: n_threads * T * T floats.
+void attention_forward(const AttnShape& s, const float* qkv, float* out, float* lse,
+                       float* scratch, ThreadPool* pool);
 // dqkv (q, k and v columns) is overwritten. Per-(b, kv head) units: heads of a group are
-// summed into dk, dv in head order. scratch: n_threads * T * T floats.
-void attention_backward(const AttnShape& s, const float* qkv, const float* probs,
+// summed into dk, dv in head order. scratch: n_threads * 2 * T * T floats.
+void attention_backward(const AttnShape& s, const float* qkv, const float* lse,
                         const float* dout, float* dqkv, float* scratch, ThreadPool* pool);
 
 // ---- Softmax cross-entropy of one logits row -------------------------------------------------

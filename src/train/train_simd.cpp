@@ -34,7 +34,7 @@ void swiglu_backward_row_scalar(const float* g, const float* u, const float* da,
   }
 }
 
-void softmax_row_scalar(float* row, int64_t n) {
+float softmax_row_scalar(float* row, int64_t n) {
   float mx = row[0];
   for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
   float sum = 0;
@@ -44,6 +44,7 @@ void softmax_row_scalar(float* row, int64_t n) {
   }
   const float inv = 1.0f / sum;
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+  return mx + std::log(sum);
 }
 
 void softmax_backward_row_scalar(const float* p, float* dp, int64_t n, float scale) {
@@ -129,7 +130,7 @@ SLM_AVX2 void swiglu_backward_row_avx2(const float* g, const float* u, const flo
   if (j < f) swiglu_backward_row_scalar(g + j, u + j, da + j, f - j, dg + j, du + j);
 }
 
-SLM_AVX2 void softmax_row_avx2(float* row, int64_t n) {
+SLM_AVX2 float softmax_row_avx2(float* row, int64_t n) {
   const float mx = row_max_avx2(row, n);
   const __m256 mv = _mm256_set1_ps(mx);
   __m256 acc = _mm256_setzero_ps();
@@ -148,6 +149,7 @@ SLM_AVX2 void softmax_row_avx2(float* row, int64_t n) {
   j = 0;
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
   for (; j < n; ++j) row[j] *= 1.0f / sum;
+  return mx + std::log(sum);
 }
 
 SLM_AVX2 void softmax_backward_row_avx2(const float* p, float* dp, int64_t n, float scale) {
@@ -205,9 +207,9 @@ void swiglu_backward_row(const float* g, const float* u, const float* da, int64_
   swiglu_backward_row_scalar(g, u, da, f, dg, du);
 }
 
-void softmax_row_inplace(float* row, int64_t n) {
+float softmax_row_inplace(float* row, int64_t n) {
   if (use_avx2()) return softmax_row_avx2(row, n);
-  softmax_row_scalar(row, n);
+  return softmax_row_scalar(row, n);
 }
 
 void softmax_backward_row(const float* p, float* dp, int64_t n, float scale) {

@@ -11,8 +11,8 @@ void swiglu_row(const float* g, const float* u, int64_t f, float* a);
 // dg[j] = da u s (1 + g (1 - s)), du[j] = da silu(g), s = sigmoid(g).
 void swiglu_backward_row(const float* g, const float* u, const float* da, int64_t f, float* dg,
                          float* du);
-// row[0:n] = softmax(row[0:n]).
-void softmax_row_inplace(float* row, int64_t n);
+// row[0:n] = softmax(row[0:n]); returns log Σ exp(row) of the input.
+float softmax_row_inplace(float* row, int64_t n);
 // dp[j] = scale * p[j] * (dp[j] - Σ_k p[k] dp[k]), j < n.
 void softmax_backward_row(const float* p, float* dp, int64_t n, float scale);
 // log Σ exp(z[j]), j < v, accumulated in double.

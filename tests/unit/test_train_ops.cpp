@@ -148,10 +148,10 @@ void attention_case(int64_t B, int64_t T, int64_t H, int64_t Hk, int64_t hd, int
   AttnShape s{B, T, H, Hk, hd, (H + 2 * Hk) * hd + 3, H * hd + 1};
   const int64_t N = B * T;
   auto qkv = randn<float>(N * s.ld, 8), R = randn<float>(N * s.ldo, 9);
-  std::vector<float> out(N * s.ldo, 0.0f), probs(B * H * T * T), dqkv(N * s.ld, 0.0f);
-  std::vector<float> scratch(threads * T * T);
+  std::vector<float> out(N * s.ldo, 0.0f), lse(B * H * T), dqkv(N * s.ld, 0.0f);
+  std::vector<float> scratch(threads * 2 * T * T);
   auto loss = [&](const std::vector<float>& in) {
-    attention_forward(s, in.data(), out.data(), probs.data(), &pool);
+    attention_forward(s, in.data(), out.data(), lse.data(), scratch.data(), &pool);
     double l = 0;
     for (int64_t r = 0; r < N; ++r) {
       for (int64_t c = 0; c < H * hd; ++c) l += static_cast<double>(out[r * s.ldo + c]) * R[r * s.ldo + c];
@@ -165,7 +165,7 @@ void attention_case(int64_t B, int64_t T, int64_t H, int64_t Hk, int64_t hd, int
       ASSERT_NEAR(out[r * s.ldo + c], ref[r * s.ldo + c], 2e-5) << "row " << r << " col " << c;
     }
   }
-  attention_backward(s, qkv.data(), probs.data(), R.data(), dqkv.data(), scratch.data(), &pool);
+  attention_backward(s, qkv.data(), lse.data(), R.data(), dqkv.data(), scratch.data(), &pool);
   // Directional derivatives along random directions restricted to q, k, then v columns.
   for (int part = 0; part < 3; ++part) {
     const int64_t c0 = part == 0 ? 0 : part == 1 ? H * hd : (H + Hk) * hd;
