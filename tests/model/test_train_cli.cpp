@@ -499,6 +499,35 @@ TEST_F(TrainCli, BadInputsFailClearly) {
     EXPECT_EQ(r.err.find("Assertion"), std::string::npos) << c.what;
   }
 
+  // Corpora through the real pipeline (`slm data prepare` with the byte tokenizer): binary
+  // data is refused before training; invalid UTF-8 is repaired (U+FFFD) and trains.
+  {
+    const std::string corpus_bin = tmp_.file("corpus_bin"), corpus_utf = tmp_.file("corpus_utf");
+    fs::create_directories(corpus_bin);
+    fs::create_directories(corpus_utf);
+    std::string binary(4000, '\0');
+    for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>((i * 97 + 13) & 0xFF);
+    test::write_text(corpus_bin + "/a.txt", binary);
+    const auto docs = documents(40, 3);
+    for (size_t i = 0; i < docs.size(); ++i) {
+      test::write_text(corpus_utf + "/d" + std::to_string(i) + ".txt", docs[i] + "\xff\xfe\xc3(" + docs[i]);
+    }
+    const std::string tok = test::sh_quote(data_ + "/tokenizer.json");
+    test::RunResult p = slm("data prepare " + test::sh_quote(corpus_bin) + " --tokenizer " + tok + " -q -o " +
+                            test::sh_quote(tmp_.file("ds_bin")));
+    EXPECT_NE(p.exit_code, 0) << "a binary corpus was accepted";
+    EXPECT_NE(p.err.find("empty"), std::string::npos) << p.err;
+    p = slm("data prepare " + test::sh_quote(corpus_utf) + " --tokenizer " + tok +
+            " -q --val-fraction 0.25 -o " + test::sh_quote(tmp_.file("ds_utf")));
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    json j = good;
+    j["data"] = tmp_.file("ds_utf");
+    j["train"]["max_steps"] = 2;
+    j["train"]["warmup_steps"] = 1;
+    p = slm("train " + test::sh_quote(write_config(tmp_, j, "utf.json")) + " -q --out " + test::sh_quote(tmp_.file("o_utf")));
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+  }
+
   // Resume refusals: no checkpoint yet, a different model shape, a different thread count.
   const std::string out = tmp_.file("run");
   const std::string cfg_path = write_config(tmp_, good, "g.json");
