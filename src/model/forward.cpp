@@ -303,6 +303,8 @@ int64_t BatchSession::n_past(int64_t seq) const {
 
 int64_t BatchSession::chunk_tokens() const { return core_->batch; }
 
+ThreadPool& BatchSession::thread_pool() { return core_->pool; }
+
 void BatchSession::truncate(int64_t seq, int64_t n) {
   if (seq < 0 || seq >= n_seq_) return;
   int64_t& np = n_past_[static_cast<size_t>(seq)];

@@ -183,6 +183,8 @@ class BatchSession {
   // Tokens per internal chunk (as Session): a one-sequence call of at most this many tokens is
   // one pass; longer calls are split at multiples of it.
   int64_t chunk_tokens() const;
+  // The threads of the forward pass, for work between passes (e.g. sampling per sequence).
+  ThreadPool& thread_pool();
   // Drops sequence seq's cached positions >= n (n <= n_past); truncate(seq, 0) frees it for a
   // new stream. Out-of-range seq: no-op.
   void truncate(int64_t seq, int64_t n);

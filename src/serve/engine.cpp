@@ -14,6 +14,8 @@
 
 #include "generate/generate.h"
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "core/thread_pool.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -60,6 +62,9 @@ struct Job {
   int64_t n_fed = 0;         // prompt tokens evaluated
   int64_t cap = 0;           // most tokens it may sample
   int32_t pending = -1;      // sampled token still to run through the model, -1: none
+  bool fed_this_step = false;  // a long prompt chunk ran in this iteration
+  int32_t sampled = -1;        // the token just sampled, -1: sample_error says why
+  std::string sample_error;
   bool finished = false;
   bool client_gone = false;  // on_text returned false
   std::optional<TokenizerTextDecoder> decoder;
@@ -75,8 +80,10 @@ class EngineImpl final : public Engine {
         batch_(m, BatchSessionOptions{o.n_slots, o.n_ctx, o.n_threads, o.kv_type, false}),
         extra_eos_(m.extra_eos_ids()),
         slots_(static_cast<size_t>(o.n_slots)) {
-    entries_.reserve(static_cast<size_t>(o.n_slots));
-    step_jobs_.reserve(static_cast<size_t>(o.n_slots));
+    entries_.reserve(static_cast<size_t>(o.n_slots + batch_.chunk_tokens()));
+    parts_.reserve(static_cast<size_t>(o.n_slots));
+    to_sample_.reserve(static_cast<size_t>(o.n_slots));
+    order_.reserve(static_cast<size_t>(o.n_slots));
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -124,9 +131,12 @@ class EngineImpl final : public Engine {
  private:
   void loop();
   void start(Job& j);
-  void run_prompt_chunk();
-  void run_decode_step();
-  void take_token(Job& j, std::span<const float> logits);
+  int64_t next_chunk(const Job& j) const;
+  bool in_prompt(const Job* j) const;
+  void run_long_chunk();
+  void run_batch();
+  void sample_and_emit();
+  void take_token(Job& j);
   void output(Job& j, const std::string& s);
   void finish(Job& j, Finish f, std::string error = {});
   void retire_finished();
@@ -151,8 +161,23 @@ class EngineImpl final : public Engine {
   // Engine thread only.
   std::vector<std::unique_ptr<Job>> slots_;  // null: free
   uint64_t admit_counter_ = 0;
+  // One pass's parts: a decode step (n_prompt 0) or a prompt chunk of n_prompt tokens; logits:
+  // the part has a row of logits in the pass's output.
+  struct Part {
+    Job* job;
+    int64_t n_prompt;
+    bool logits;
+  };
   std::vector<BatchEntry> entries_;
-  std::vector<Job*> step_jobs_;
+  std::vector<Part> parts_;
+  std::vector<Job*> order_;
+  // Logits rows to sample from; first: the prompt's last row (the first sample).
+  struct ToSample {
+    Job* job;
+    std::span<const float> logits;
+    bool first;
+  };
+  std::vector<ToSample> to_sample_;
   std::thread thread_;
 };
 
@@ -251,8 +276,8 @@ void EngineImpl::loop() {
       }
     }
     retire_finished();
-    run_prompt_chunk();
-    run_decode_step();
+    run_long_chunk();
+    run_batch();
     retire_finished();
   }
 }
@@ -273,17 +298,28 @@ void EngineImpl::start(Job& j) {
   if (j.cap <= 0) finish(j, Finish::length);
 }
 
-// The oldest slot still in its prompt gets one chunk of the same size Session uses, so the
-// prompt's arithmetic never depends on what else runs.
-void EngineImpl::run_prompt_chunk() {
+// Prompts are cut into chunks exactly as Session::forward cuts them (chunk_tokens() from the
+// start), whatever else runs, and each chunk always gets the same arithmetic: a long chunk (one
+// the matmul would give to the GEMM) runs alone as a one-sequence pass, the Session path; short
+// chunks ride in the batch-invariant pass with the decode steps.
+int64_t EngineImpl::next_chunk(const Job& j) const {
+  return std::min(batch_.chunk_tokens(), j.out.n_prompt - j.n_fed);
+}
+
+bool EngineImpl::in_prompt(const Job* j) const {
+  return j && !j->finished && j->n_fed < j->out.n_prompt;
+}
+
+// The oldest slot whose next prompt chunk is long gets it evaluated.
+void EngineImpl::run_long_chunk() {
   Job* best = nullptr;
   for (auto& j : slots_) {
-    if (!j || j->finished || j->n_fed >= j->out.n_prompt) continue;
+    if (!in_prompt(j.get()) || next_chunk(*j) < k_gemm_min_tokens) continue;
     if (!best || j->admit_order < best->admit_order) best = j.get();
   }
   if (!best) return;
   Job& j = *best;
-  const int64_t n = std::min(batch_.chunk_tokens(), j.out.n_prompt - j.n_fed);
+  const int64_t n = next_chunk(j);
   const bool last = j.n_fed + n == j.out.n_prompt;
   entries_.clear();
   for (int64_t i = 0; i < n; ++i) {
@@ -295,60 +331,117 @@ void EngineImpl::run_prompt_chunk() {
     return;
   }
   j.n_fed += n;
+  j.fed_this_step = true;
   prompt_tokens_.fetch_add(static_cast<uint64_t>(n));
-  if (!last) return;
-  // As generate(): prompt tokens join the penalty history.
-  for (int32_t t : j.req.prompt) j.sampler->accept(t);
-  take_token(j, *logits);
+  if (last) {
+    to_sample_.clear();
+    to_sample_.push_back({&j, *logits, true});
+    sample_and_emit();
+  }
 }
 
-// Every slot with a pending token: one batched forward, then each samples its next token.
-void EngineImpl::run_decode_step() {
+// One pass over the pending token of every decoding slot plus short prompt chunks (oldest first,
+// up to chunk_tokens() prompt tokens), then each finished prompt and decode step samples.
+void EngineImpl::run_batch() {
   entries_.clear();
-  step_jobs_.clear();
+  parts_.clear();
   for (auto& j : slots_) {
     if (!j || j->finished || j->pending < 0) continue;
     entries_.push_back({j->slot, j->pending, true});
-    step_jobs_.push_back(j.get());
+    parts_.push_back({j.get(), 0, true});
+  }
+  order_.clear();
+  for (auto& j : slots_) {
+    if (in_prompt(j.get()) && !j->fed_this_step && next_chunk(*j) < k_gemm_min_tokens)
+      order_.push_back(j.get());
+  }
+  std::sort(order_.begin(), order_.end(),
+            [](const Job* a, const Job* b) { return a->admit_order < b->admit_order; });
+  int64_t budget = batch_.chunk_tokens();
+  for (Job* j : order_) {
+    const int64_t n = next_chunk(*j);
+    if (n > budget) break;
+    budget -= n;
+    const bool last = j->n_fed + n == j->out.n_prompt;
+    for (int64_t i = 0; i < n; ++i) {
+      entries_.push_back(
+          {j->slot, j->req.prompt[static_cast<size_t>(j->n_fed + i)], last && i == n - 1});
+    }
+    parts_.push_back({j, n, last});
+  }
+  for (auto& j : slots_) {
+    if (j) j->fed_this_step = false;
   }
   if (entries_.empty()) return;
   auto logits = batch_.forward(entries_, /*invariant=*/true);
   if (!logits.ok()) {
-    for (Job* j : step_jobs_) finish(*j, Finish::error, logits.message());
+    for (const Part& p : parts_) finish(*p.job, Finish::error, logits.message());
     return;
   }
   const size_t V = static_cast<size_t>(model_.config().n_vocab);
-  for (size_t i = 0; i < step_jobs_.size(); ++i) {
-    Job& j = *step_jobs_[i];
-    j.pending = -1;
-    take_token(j, logits->subspan(i * V, V));
+  size_t row = 0;
+  to_sample_.clear();
+  for (const Part& p : parts_) {
+    Job& j = *p.job;
+    if (p.n_prompt > 0) {
+      j.n_fed += p.n_prompt;
+      prompt_tokens_.fetch_add(static_cast<uint64_t>(p.n_prompt));
+    } else {
+      j.pending = -1;
+    }
+    if (p.logits) to_sample_.push_back({&j, logits->subspan(row++ * V, V), p.n_prompt > 0});
   }
+  sample_and_emit();
+}
+
+// Samplers are independent, so the requests sample in parallel on the forward pass's threads
+// (a vocabulary-wide pass each); text and callbacks follow on the engine thread.
+void EngineImpl::sample_and_emit() {
+  batch_.thread_pool().parallel_for(
+      static_cast<int64_t>(to_sample_.size()), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const ToSample& t = to_sample_[static_cast<size_t>(i)];
+          Job& j = *t.job;
+          // As generate(): prompt tokens join the penalty history before the first sample.
+          if (t.first) {
+            for (int32_t tok : j.req.prompt) j.sampler->accept(tok);
+          }
+          auto id = j.sampler->sample(t.logits);
+          if (id.ok()) {
+            j.sampler->accept(*id);
+            j.sampled = *id;
+          } else {
+            j.sampled = -1;
+            j.sample_error = id.message();
+          }
+        }
+      });
+  for (const ToSample& t : to_sample_) take_token(*t.job);
 }
 
 // Sample, then the generate() order: EOG -> text and stop strings -> max tokens; otherwise the
 // token runs in the next decode step.
-void EngineImpl::take_token(Job& j, std::span<const float> logits) {
+void EngineImpl::take_token(Job& j) {
+  if (j.sampled < 0) {
+    finish(j, Finish::error, j.sample_error);
+    return;
+  }
+  const int32_t id = j.sampled;
   if (j.cancel.load()) {
     finish(j, Finish::cancelled);
     return;
   }
-  auto id = j.sampler->sample(logits);
-  if (!id.ok()) {
-    finish(j, Finish::error, id.message());
-    return;
-  }
-  j.sampler->accept(*id);
   ++j.out.n_generated;
   generated_tokens_.fetch_add(1);
   if (j.out.n_generated == 1) j.t_first = Clock::now();
-  const bool eog = j.decoder->is_eog(*id) ||
-                   std::find(extra_eos_.begin(), extra_eos_.end(), *id) != extra_eos_.end();
+  const bool eog = j.decoder->is_eog(id) ||
+                   std::find(extra_eos_.begin(), extra_eos_.end(), id) != extra_eos_.end();
   if (eog && !j.req.ignore_eos) {
     finish(j, Finish::eos);
     return;
   }
   j.piece.clear();
-  j.decoder->push(*id, j.piece);
+  j.decoder->push(id, j.piece);
   const bool stopped = j.stops.push(j.piece, j.emit);
   output(j, j.emit);
   if (stopped) {
@@ -358,7 +451,7 @@ void EngineImpl::take_token(Job& j, std::span<const float> logits) {
   } else if (j.out.n_generated >= j.cap) {
     finish(j, Finish::length);
   } else {
-    j.pending = *id;
+    j.pending = id;
   }
 }
 

@@ -106,11 +106,14 @@ struct Gate {
   }
 };
 
-std::unique_ptr<Engine> make_engine(const Model& m, int n_slots, int64_t n_ctx, int max_queue = 64) {
+// One thread by default: stories260K is too small for a second one to help, and the tests stay
+// fast on a busy machine (thread counts are covered by test_batch_forward).
+std::unique_ptr<Engine> make_engine(const Model& m, int n_slots, int64_t n_ctx, int max_queue = 64,
+                                    int n_threads = 1) {
   EngineOptions o;
   o.n_slots = n_slots;
   o.n_ctx = n_ctx;
-  o.n_threads = 2;
+  o.n_threads = n_threads;
   o.max_queue = max_queue;
   auto e = Engine::create(m, o);
   EXPECT_TRUE(e.ok()) << e.message();
@@ -213,6 +216,7 @@ TEST(Engine, SameOutputWhateverRunsBeside) {
   const auto long_prompt = encode(m, long_text());
   const auto short_prompt = encode(m, "Lily and Tom");
   ASSERT_GT(long_prompt.size(), 64u);
+  std::printf("prompt lengths: %zu and %zu tokens\n", long_prompt.size(), short_prompt.size());
   auto target = [&] {
     Request r = make_request(long_prompt, 1234, 90);
     r.ignore_eos = true;
@@ -234,8 +238,14 @@ TEST(Engine, SameOutputWhateverRunsBeside) {
     ASSERT_TRUE(engine);
     std::vector<std::unique_ptr<Collector>> others;
     auto other_request = [&](int k) {
-      std::vector<int32_t> p = k % 2 ? long_prompt : short_prompt;
-      p.resize(p.size() - static_cast<size_t>(k % 5));  // different lengths
+      // Different lengths: short prompts (one short chunk), long ones (a GEMM-sized chunk and
+      // a short one, as the target) and 60-70 tokens (one GEMM-sized chunk).
+      std::vector<int32_t> p = k % 3 == 0 ? short_prompt : long_prompt;
+      if (k % 3 == 2) {
+        p.resize(static_cast<size_t>(70 - k));
+      } else {
+        p.resize(p.size() - static_cast<size_t>(k % 5));
+      }
       return make_request(p, 100 + static_cast<uint64_t>(k), 10 + 23 * k);
     };
     // Half start before the target, the rest join at its 5th, 10th, ... piece of text.
@@ -525,7 +535,7 @@ TEST(Engine, ConcurrentThroughputAndInvariance) {
     r.ignore_eos = true;
     return r;
   };
-  auto engine = make_engine(m, n_req, 128);
+  auto engine = make_engine(m, n_req, 128, 64, 2);
   ASSERT_TRUE(engine);
   {
     Collector warm;  // first-touch of the weights and buffers
