@@ -45,25 +45,34 @@ class ThreadPool {
   using Task = void (*)(void* ctx, int64_t begin, int64_t end, int tid);
   void run(int64_t n, int64_t min_chunk, Task task, void* ctx);
   void worker_main(int tid);
-  void work_on_job(int tid);
+  // Claims and runs chunks of job `gen` until none is left (or a newer job replaced it).
+  void work_on_job(uint64_t gen, int tid);
 
   int n_threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex caller_mu_;  // one parallel_for at a time per pool
 
-  // The current job, published under mu_ and read by workers after they see a new generation.
+  // The current job. A job is done when its finished item count reaches n, not when every
+  // worker has checked in, so a worker the OS has not scheduled (an oversubscribed machine)
+  // never holds up the caller: whoever runs takes the chunks. The cursor packs the job's
+  // generation (high 24 bits) with the next unclaimed index (low 40 bits); a worker claims a
+  // chunk by compare-exchange on it, which fails if the job it read has been replaced, so a
+  // late worker cannot run a chunk of a finished job. The job fields are atomics because such
+  // a late worker may read them while the caller publishes the next job (it then discards them).
+  std::atomic<uint64_t> cursor_{0};
+  std::atomic<Task> task_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<int64_t> n_{0};
+  std::atomic<int64_t> chunk_{1};
+  std::atomic<int64_t> done_{0};  // items finished in the current job
+  std::atomic<bool> stop_{false};
+
+  // Sleeping: workers idle past the spin time wait on cv_start_; the caller, once its own
+  // chunks are done and the spin time passed, on cv_done_.
   std::mutex mu_;
   std::condition_variable cv_start_;
   std::condition_variable cv_done_;
-  std::atomic<uint64_t> generation_{0};  // bumped (under mu_) when a job is published
-  bool stop_ = false;
-  Task task_ = nullptr;
-  void* ctx_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 1;
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> active_{0};  // workers still inside the current job
-  int sleepers_ = 0;            // workers blocked on cv_start_ (guarded by mu_)
+  int sleepers_ = 0;              // workers blocked on cv_start_ (guarded by mu_)
   bool caller_sleeping_ = false;  // the caller blocked on cv_done_ (guarded by mu_)
 };
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -76,6 +77,33 @@ TEST(ThreadPool, ManySmallJobs) {
     sum += s.load();
   }
   EXPECT_EQ(sum, 80000);
+}
+
+// More busy threads than cores: workers are often not scheduled when a job is published, so
+// jobs are finished by whoever runs, and late workers meet jobs that were already replaced.
+// Each job's items must still be covered exactly once, by that job's function.
+TEST(ThreadPool, OversubscribedPoolsStayExact) {
+  const int n_pools = 6;
+  std::vector<std::thread> callers;
+  std::atomic<int> failures{0};
+  for (int p = 0; p < n_pools; ++p) {
+    callers.emplace_back([&failures, p] {
+      ThreadPool pool(3);
+      for (int rep = 0; rep < 3000; ++rep) {
+        const int64_t n = 1 + (rep * 7 + p) % 23;
+        std::vector<int> hits(static_cast<size_t>(n), 0);
+        const int tag = rep;
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)] += 1 + tag * 0;
+        });
+        for (int h : hits) {
+          if (h != 1) failures++;
+        }
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 }  // namespace
