@@ -15,6 +15,7 @@ packages=(
   libpcre2-dev libutf8proc-dev             # pre-tokenizer regexes, Unicode normalization
   python3 python3-numpy python3-torch      # independent numerical reference (Debian's python3)
   chromium                                 # headless browser for the web chat page test
+  libopenblas0-pthread                     # PyTorch's BLAS: the training baseline (netlib is ~100x slower)
 )
 missing=()
 for p in "${packages[@]}"; do
