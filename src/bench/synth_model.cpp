@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/rng.h"
 #include "core/reader.h"
 #include "formats/gguf.h"
 #include "kernels/quant.h"
@@ -214,14 +215,7 @@ Expected<Plan> make_plan(const SynthModelSpec& s, const SynthWriteOptions& o) {
 
 // splitmix64: a fast, well-mixed stream; one per tensor so a tensor's values do not depend on
 // how the others were generated.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+struct ValueRng : SplitMix64 {
   // Uniform on [-1, 1).
   float symmetric() { return static_cast<float>(static_cast<double>(next() >> 40) * 0x1p-23 - 1.0); }
 };
@@ -314,7 +308,7 @@ Status write_synth_model_gguf(const SynthModelSpec& spec, const std::string& pat
     const int64_t block = std::max<int64_t>(1, (1 << 20) / cols);
     rowf.resize(static_cast<size_t>(block * cols));
     rowq.resize(static_cast<size_t>(static_cast<uint64_t>(block) * row_bytes));
-    Rng rng{opts.seed * 0x100000001b3ull + ti};
+    ValueRng rng{{opts.seed * 0x100000001b3ull + ti}};
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
       const int64_t nr = std::min(block, rows - r0);
       for (int64_t i = 0; i < nr * cols; ++i) {

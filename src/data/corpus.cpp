@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/mmap.h"
 #include "core/utf8.h"
 #include "data/text_extract.h"
@@ -215,7 +216,7 @@ Status corpus_for_each(const std::vector<CorpusFile>& files, const CorpusOptions
                       " MB limit (use JSON lines)");
           continue;
         }
-        const json arr = json_depth_ok(buf) ? json::parse(buf, nullptr, false) : json();
+        const json arr = json_nesting_depth(buf) <= 64 ? json::parse(buf, nullptr, false) : json();
         if (!arr.is_array()) {
           skip(f, "not a valid JSON array");
           continue;
@@ -247,7 +248,7 @@ Status corpus_for_each(const std::vector<CorpusFile>& files, const CorpusOptions
         std::string_view line(buf.data() + pos, end - pos);
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
         if (line.find_first_not_of(" \t\xef\xbb\xbf") != std::string_view::npos) {
-          const json rec = json_depth_ok(line) ? json::parse(line, nullptr, false) : json();
+          const json rec = json_nesting_depth(line) <= 64 ? json::parse(line, nullptr, false) : json();
           if (rec.is_discarded() || !field_text(rec, o.field, &text)) {
             ++st->bad_json_lines;
           } else {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/reader.h"
 
 namespace slm {
@@ -25,30 +26,6 @@ constexpr int k_max_depth = 32;
 constexpr uint64_t k_max_manifest_bytes = uint64_t{64} << 20;
 constexpr int64_t k_max_vocab = int64_t{1} << 31;
 constexpr size_t k_max_shards = size_t{1} << 20;
-
-// nlohmann parses recursively; a hostile manifest must not reach it with unbounded nesting.
-Status check_depth(std::string_view s) {
-  int depth = 0;
-  bool in_str = false, esc = false;
-  for (char c : s) {
-    if (in_str) {
-      if (esc) {
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        in_str = false;
-      }
-      continue;
-    }
-    if (c == '"') in_str = true;
-    if ((c == '[' || c == '{') && ++depth > k_max_depth) {
-      return error("nesting deeper than %d", k_max_depth);
-    }
-    if (c == ']' || c == '}') --depth;
-  }
-  return Status();
-}
 
 // Reads an integer field in [lo, hi]; `where` names the field in the error.
 Status get_int(const json& obj, const char* key, int64_t lo, int64_t hi, const std::string& where,
@@ -161,7 +138,7 @@ Expected<TokenDataset> TokenDataset::open(const std::string& dir) {
                  text.message().c_str());
   }
   auto fail = [&](const Status& s) { return s.with_context(path); };
-  if (Status s = check_depth(*text); !s.ok()) return fail(s);
+  if (Status s = check_json_depth(*text, k_max_depth); !s.ok()) return fail(s);
   const json root = json::parse(text->begin(), text->end(), nullptr, false);
   if (root.is_discarded() || !root.is_object()) return fail(error("not a JSON object"));
   if (root.value("format", json()) != json("slm-dataset")) {

@@ -324,25 +324,4 @@ bool repair_text(std::string& text) {
   return repaired;
 }
 
-bool json_depth_ok(std::string_view s, int max_depth) {
-  int depth = 0;
-  bool in_str = false, esc = false;
-  for (char c : s) {
-    if (in_str) {
-      if (esc) {
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        in_str = false;
-      }
-      continue;
-    }
-    if (c == '"') in_str = true;
-    if ((c == '[' || c == '{') && ++depth > max_depth) return false;
-    if (c == ']' || c == '}') --depth;
-  }
-  return true;
-}
-
 }  // namespace slm

@@ -29,7 +29,4 @@ bool is_valid_utf8(std::string_view s);
 // Returns true if anything invalid was replaced.
 bool repair_text(std::string& text);
 
-// False if JSON text nests deeper than max_depth (checked before a recursive parser sees it).
-bool json_depth_ok(std::string_view s, int max_depth = 64);
-
 }  // namespace slm

@@ -11,10 +11,6 @@ namespace slm {
 
 namespace {
 
-uint64_t rotl(uint64_t x, int k) {
-  return (x << k) | (x >> (64 - k));
-}
-
 // Total order: larger logit first, then lower id, so every sort gives the same result.
 bool better(const TokenCandidate& a, const TokenCandidate& b) {
   if (a.logit != b.logit) return a.logit > b.logit;
@@ -26,30 +22,6 @@ bool finite(float x) {
 }
 
 }  // namespace
-
-void Rng::reseed(uint64_t seed) {
-  // SplitMix64 expands the seed into the four state words (never all zero in practice).
-  uint64_t x = seed;
-  for (auto& s : s_) {
-    x += 0x9E3779B97F4A7C15ULL;
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    s = z ^ (z >> 31);
-  }
-}
-
-uint64_t Rng::next_u64() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
 
 Expected<Sampler> Sampler::create(const SamplerParams& p, int64_t n_vocab) {
   if (n_vocab <= 0 || n_vocab > std::numeric_limits<int32_t>::max()) {

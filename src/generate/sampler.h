@@ -24,22 +24,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/status.h"
 
 namespace slm {
-
-// SplitMix64-seeded xoshiro256**: small, fast, and bit-identical everywhere.
-class Rng {
- public:
-  explicit Rng(uint64_t seed = 0) { reseed(seed); }
-  void reseed(uint64_t seed);
-  uint64_t next_u64();
-  // Uniform in [0, 1) with 53 random bits.
-  double next_double() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t s_[4] = {0, 0, 0, 0};
-};
 
 struct SamplerParams {
   // Seed meaning "pick one from std::random_device" (the chosen seed is then reported by

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/mmap.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
@@ -26,14 +27,7 @@ struct FxTensor {
 };
 
 // splitmix64: tiny, deterministic across platforms.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+struct ValueRng : SplitMix64 {
   // Uniform in [-1, 1).
   float uniform() {
     return static_cast<float>(static_cast<double>(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0);
@@ -48,7 +42,7 @@ bool fused_of(const FixtureSpec& s) {
 }
 
 std::vector<FxTensor> make_tensors(const FixtureSpec& s) {
-  Rng rng{s.seed * 0x1234567ull + 7};
+  ValueRng rng{{s.seed * 0x1234567ull + 7}};
   const int64_t E = s.n_embd, D = head_dim_of(s), q_dim = s.n_head * D, kv_dim = s.n_head_kv * D;
   std::vector<FxTensor> out;
   // Matrices: uniform with std 1/sqrt(in) so activations stay O(1); norms near 1.

@@ -2,6 +2,8 @@
 // before use; a wrong shape is a 400 naming the field, never an exception escaping.
 #include "serve/openai.h"
 
+#include "core/json_depth.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -277,23 +279,6 @@ std::string error_body(const ApiError& e) {
   inner["param"] = e.param.empty() ? ojson(nullptr) : ojson(e.param);
   inner["code"] = e.code.empty() ? ojson(nullptr) : ojson(e.code);
   return dump(ojson{{"error", inner}});
-}
-
-int64_t json_nesting_depth(std::string_view text) {
-  int64_t depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}') --depth;
-  }
-  return max_depth;
 }
 
 bool parse_api_request(Endpoint kind, std::string_view body_text, const Model& model,

@@ -78,8 +78,4 @@ inline const char* sse_done() { return "data: [DONE]\n\n"; }
 // GET /v1/models.
 std::string models_body(const std::string& model_id, int64_t created);
 
-// Largest nesting depth of JSON arrays/objects in text (strings skipped); bodies deeper than
-// a limit are refused before the JSON parser sees them.
-int64_t json_nesting_depth(std::string_view text);
-
 }  // namespace slm::serve

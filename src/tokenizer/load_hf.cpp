@@ -3,6 +3,7 @@
 // pre_tokenizer and post_processor pieces those models use. Unsupported pieces are errors.
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "tokenizer/tokenizer_impl.h"
 
 namespace slm {
@@ -14,30 +15,6 @@ using tok::TokenizerImpl;
 constexpr int64_t k_max_vocab = int64_t{1} << 24;
 constexpr int k_max_depth = 64;
 const std::string k_marker = "\xe2\x96\x81";  // "▁"
-
-// Rejects deeply nested JSON before parsing (the tree would be walked recursively).
-Status check_depth(std::string_view s) {
-  int depth = 0;
-  bool in_str = false, esc = false;
-  for (char c : s) {
-    if (in_str) {
-      if (esc) {
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        in_str = false;
-      }
-      continue;
-    }
-    if (c == '"') in_str = true;
-    if (c == '[' || c == '{') {
-      if (++depth > k_max_depth) return error("nesting deeper than %d", k_max_depth);
-    }
-    if (c == ']' || c == '}') --depth;
-  }
-  return Status();
-}
 
 std::string str_or(const json& j, const char* key, const std::string& dflt) {
   auto it = j.find(key);
@@ -205,12 +182,12 @@ void apply_post_processor(const TokenizerImpl& t, const json& p, int32_t* bos, i
 }
 
 Expected<std::unique_ptr<Tokenizer>> load(std::string_view text, std::string_view config_text) {
-  SLM_TRY(check_depth(text));
+  SLM_TRY(check_json_depth(text, k_max_depth));
   const json root = json::parse(text.begin(), text.end(), nullptr, false);
   if (root.is_discarded() || !root.is_object()) return error("not a JSON object");
   json config = json::object();
   if (!config_text.empty()) {
-    SLM_TRY(check_depth(config_text).with_context("tokenizer_config.json"));
+    SLM_TRY(check_json_depth(config_text, k_max_depth).with_context("tokenizer_config.json"));
     config = json::parse(config_text.begin(), config_text.end(), nullptr, false);
     if (config.is_discarded() || !config.is_object()) {
       return error("tokenizer_config.json: not a JSON object");

@@ -6,36 +6,6 @@
 
 namespace slm::train {
 
-namespace {
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-}  // namespace
-
-TrainRng::TrainRng(uint64_t seed) {
-  // SplitMix64 expands the seed into the four state words.
-  uint64_t x = seed;
-  for (auto& s : s_) {
-    x += 0x9E3779B97F4A7C15ULL;
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    s = z ^ (z >> 31);
-  }
-}
-
-uint64_t TrainRng::next_u64() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
 Expected<DataLoader> DataLoader::create(const TokenDataset* ds, int64_t batch_size,
                                         int64_t seq_len, int64_t vocab_size, uint64_t seed,
                                         int64_t eval_windows) {

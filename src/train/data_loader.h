@@ -7,29 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/status.h"
 #include "data/shards.h"
 
 namespace slm::train {
 
-// xoshiro256** seeded by SplitMix64 (the generator of src/generate/sampler.h), with its state
-// exposed so a checkpoint can store it and a resumed run continue the same stream.
-class TrainRng {
- public:
-  explicit TrainRng(uint64_t seed = 0);
-  uint64_t next_u64();
-  // Uniform in [0, n) for n > 0 (multiply-shift: no division, no modulo bias worth noting).
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next_u64()) * n) >> 64);
-  }
-  std::array<uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
-  void set_state(const std::array<uint64_t, 4>& s) {
-    for (int i = 0; i < 4; ++i) s_[i] = s[i];
-  }
-
- private:
-  uint64_t s_[4] = {0, 0, 0, 0};
-};
+// The data order generator (core/rng.h: xoshiro256**, state saved in checkpoints).
+using TrainRng = Rng;
 
 // One micro-batch: tokens and next-token targets, each B x T row-major.
 struct Batch {

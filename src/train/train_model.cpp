@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
 #include "train/train_ops.h"
@@ -24,14 +25,7 @@ constexpr int64_t k_ce_rows = 256;
 
 // splitmix64: a tiny generator whose output is the same on every platform (std:: random
 // distributions are not), so init_weights(seed) gives the same weights everywhere.
-struct SplitMix {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+struct SplitMix : SplitMix64 {
   double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 };
 
@@ -78,7 +72,7 @@ class TrainModelImpl final : public TrainModel {
   ThreadPool* pool() override { return &pool_; }
 
   void init_weights(uint64_t seed) override {
-    SplitMix rng{seed};
+    SplitMix rng{{seed}};
     for (Param& p : params_) {
       if (!p.decay) {
         std::fill(p.value, p.value + p.numel, 1.0f);
