@@ -53,8 +53,9 @@ SLM_API int slm_api_version(void);
 /* The message of the last failed call on this thread ("" if none). Valid until the next call
  * into the library from this thread. Never NULL. */
 SLM_API const char* slm_last_error(void);
-/* A constant name for a status ("ok", "invalid argument", ...). Never NULL. */
-SLM_API const char* slm_status_name(slm_status status);
+/* A constant name for a status ("ok", "invalid argument", ...; "unknown status" for any other
+ * value, which is why it takes an int). Never NULL. */
+SLM_API const char* slm_status_name(int status);
 
 /* ---- models ------------------------------------------------------------------------------ */
 

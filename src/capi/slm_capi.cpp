@@ -158,7 +158,7 @@ int slm_api_version(void) { return SLM_API_VERSION; }
 
 const char* slm_last_error(void) { return t_last_error.c_str(); }
 
-const char* slm_status_name(slm_status status) {
+const char* slm_status_name(int status) {
   switch (status) {
     case SLM_OK: return "ok";
     case SLM_ERR_INVALID_ARGUMENT: return "invalid argument";
