@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# slm's main job on its built-in default: sets up, builds, and generates a story with the
-# pretrained llama2.c model from ../shared/models (until slm ships its own default model).
+# slm's main job on its built-in default: sets up, builds, and generates with slm's own default
+# model (models/slm-default.gguf: 3.1M parameters trained by slm on the Python documentation,
+# scripts/train_default.sh reproduces it). Offline, a few seconds.
+#   scripts/demo.sh [PROMPT] [TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 scripts/build.sh >/dev/null
-models=../shared/models
-exec build/slm run "$models/stories260K.bin" --tokenizer "$models/tok512.bin" \
-  -p "${1:-Once upon a time}" -n "${2:-256}" --temp 0 --echo --stats
+exec build/slm run models/slm-default.gguf -p "${1:-The Python standard library}" \
+  -n "${2:-200}" --temp 0.7 --seed 42 --echo --stats
