@@ -3,6 +3,7 @@
 #include "core/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace slm {
 
@@ -125,6 +126,29 @@ size_t utf8_stable_prefix(std::string_view s) {
     }
   }
   return i;
+}
+
+bool utf8_is_valid(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // Eight ASCII bytes at a time: the common case in every corpus.
+    if (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if ((w & 0x8080808080808080ull) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_valid_len(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
 }
 
 }  // namespace slm

@@ -13,6 +13,8 @@ constexpr uint32_t k_utf8_replacement = 0xFFFD;  // U+FFFD
 
 // Length of the UTF-8 sequence that starts at s[i] if it is complete and valid, else 0.
 size_t utf8_valid_len(std::string_view s, size_t i);
+// True if all of s is valid UTF-8 (ASCII runs checked eight bytes at a time).
+bool utf8_is_valid(std::string_view s);
 // Length to advance over the character at s[i]: the valid sequence length, or 1 for a byte
 // that does not start a valid sequence (so invalid input is walked byte by byte).
 size_t utf8_step(std::string_view s, size_t i);

@@ -291,32 +291,9 @@ bool looks_binary(std::string_view data, size_t probe) {
   return std::memchr(data.data(), 0, std::min(data.size(), probe)) != nullptr;
 }
 
-bool is_valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    // Eight ASCII bytes at a time: the common case in every corpus.
-    if (i + 8 <= s.size()) {
-      uint64_t w;
-      std::memcpy(&w, s.data() + i, 8);
-      if ((w & 0x8080808080808080ull) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const size_t n = utf8_valid_len(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 bool repair_text(std::string& text) {
   bool repaired = false;
-  if (!is_valid_utf8(text)) {
+  if (!utf8_is_valid(text)) {
     text = utf8_sanitize(text);
     repaired = true;
   }

@@ -23,8 +23,6 @@ bool decode_html_entity(std::string_view s, size_t& i, std::string& out);
 // never contain one, and UTF-16/32 corpora are not supported).
 bool looks_binary(std::string_view data, size_t probe = 1 << 16);
 
-bool is_valid_utf8(std::string_view s);
-
 // Makes text valid UTF-8 (U+FFFD for invalid bytes) and drops a leading byte-order mark.
 // Returns true if anything invalid was replaced.
 bool repair_text(std::string& text);

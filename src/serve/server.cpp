@@ -374,8 +374,8 @@ bool Server::handle_request(Conn& c, const HttpRequest& req) {
                       "invalid_request_error", "invalid_api_key", ka);
   }
   if (ep == "/v1/embeddings") {
-    return send_error(c, ep, 501, "embeddings are not implemented yet", "invalid_request_error",
-                      "not_implemented", ka);
+    return send_error(c, ep, 501, "embeddings are not available yet (they need an embedding model)",
+                      "invalid_request_error", "not_implemented", ka);
   }
   if (!engine) {
     std::string msg = load_error.empty() ? "the model is loading" : "the model failed to load: " + load_error;

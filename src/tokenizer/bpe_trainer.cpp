@@ -32,20 +32,6 @@ struct SvHash {
 };
 using WordMap = std::unordered_map<std::string, int64_t, SvHash, std::equal_to<>>;
 
-bool is_valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const size_t n = utf8_valid_len(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
@@ -171,7 +157,7 @@ Expected<std::unique_ptr<BpeTrainer>> BpeTrainer::create(const BpeTrainerOptions
   std::unordered_set<std::string> seen;
   for (const std::string& s : o.special_tokens) {
     if (s.empty()) return error("special tokens: an empty token");
-    if (!is_valid_utf8(s)) return error("special token '%s' is not valid UTF-8", s.c_str());
+    if (!utf8_is_valid(s)) return error("special token '%s' is not valid UTF-8", s.c_str());
     if (!seen.insert(s).second) return error("special token '%s' is listed twice", s.c_str());
   }
   const int64_t min_vocab = 256 + static_cast<int64_t>(o.special_tokens.size());
@@ -208,7 +194,7 @@ void BpeTrainer::add_documents(std::span<const std::string_view> docs) {
   std::vector<std::string_view> parts;
   for (std::string_view text : docs) {
     m.input_bytes += static_cast<int64_t>(text.size());
-    if (!is_valid_utf8(text)) {
+    if (!utf8_is_valid(text)) {
       repaired.push_back(utf8_sanitize(text));
       text = repaired.back();
       ++m.n_repaired;

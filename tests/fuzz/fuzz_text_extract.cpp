@@ -11,6 +11,7 @@
 
 #include "data/corpus.h"
 #include "data/shards.h"
+#include "core/utf8.h"
 #include "data/text_extract.h"
 
 namespace {
@@ -32,7 +33,7 @@ void write(const std::string& path, const uint8_t* p, size_t n) {
 }
 
 void check_text(std::string_view s) {
-  if (!slm::is_valid_utf8(s)) __builtin_trap();
+  if (!slm::utf8_is_valid(s)) __builtin_trap();
 }
 
 }  // namespace
