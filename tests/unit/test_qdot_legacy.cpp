@@ -239,7 +239,8 @@ TEST(QdotLegacy, TilesMatchScalarAndOracle) {
     const DotKernel* ks = dot_kernel(t, false);
     const DotKernel* kv = dot_kernel(t, true);
     for (int trial = 0; trial < 12; ++trial) {
-      const int nr = 1 + static_cast<int>(rng() % 7), nc = 1 + static_cast<int>(rng() % 6);
+      // Up to 20 rows: several eight-row groups of the Q4_0/Q4_1 kernel plus a short one.
+      const int nr = 1 + static_cast<int>(rng() % 20), nc = 1 + static_cast<int>(rng() % 6);
       int64_t n = 32 * (1 + static_cast<int64_t>(rng() % 128));
       if (is_float_type(t) && trial % 2) n += 1 + static_cast<int64_t>(rng() % 31);
       const Rows w = make_rows(t, nr, n, trial % 3, rng);
@@ -271,6 +272,64 @@ TEST(QdotLegacy, TilesMatchScalarAndOracle) {
         EXPECT_LE(std::fabs(ss[i] - ref[i]), bound[i]) << where << " scalar out " << i;
         EXPECT_LE(std::fabs(sv[i] - ref[i]), bound[i]) << where << " simd out " << i;
       }
+    }
+  }
+}
+
+// A (row, column) result must not depend on the other columns of the call nor on the tile
+// height: the server's batched decode relies on it (a sequence's tokens are the same alone or
+// beside others). Each column alone (nc = 1, the decode path) vs all columns in one call, and
+// each row alone vs all rows, bit for bit.
+TEST(QdotLegacy, ResultsDoNotDependOnTileShape) {
+  std::mt19937 rng(13);
+  for (DType t : k_types) {
+    const DotKernel* kv = dot_kernel(t, true);
+    for (int trial = 0; trial < 6; ++trial) {
+      const int nr = 1 + static_cast<int>(rng() % 19), nc = 2 + static_cast<int>(rng() % 6);
+      int64_t n = 32 * (1 + static_cast<int64_t>(rng() % 64));
+      if (is_float_type(t) && trial % 2) n += 1 + static_cast<int64_t>(rng() % 31);
+      const Rows w = make_rows(t, nr, n, trial % 3, rng);
+      const Acts a = make_acts(*kv, nc, n, rng);
+      const auto all = run_tile(*kv, n, w, nr, a, nc, nr);
+      for (int c = 0; c < nc; ++c) {
+        std::vector<float> one(static_cast<size_t>(nr));
+        kv->tile(n, w.data(), w.bw, nr, a.buf.data() + static_cast<size_t>(c) * a.ba, a.ba, 1,
+                 one.data(), nr);
+        for (int r = 0; r < nr; ++r) {
+          float single = 0;
+          kv->tile(n, w.data() + static_cast<size_t>(r) * w.bw, w.bw, 1,
+                   a.buf.data() + static_cast<size_t>(c) * a.ba, a.ba, 1, &single, 1);
+          const float both = all[static_cast<size_t>(c * nr + r)];
+          EXPECT_EQ(std::memcmp(&one[static_cast<size_t>(r)], &both, 4), 0)
+              << dtype_name(t) << " nr=" << nr << " nc=" << nc << " r=" << r << " c=" << c;
+          if (t != DType::Q5_0 && t != DType::Q5_1) {
+            // (Q5 types: the row-pair tiles sum their lanes in another order than a lone row.)
+            EXPECT_EQ(std::memcmp(&single, &both, 4), 0)
+                << dtype_name(t) << " row alone, nr=" << nr << " r=" << r << " c=" << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The eight-row Q4_0/Q4_1 kernel does the scalar reference's arithmetic exactly (integer block
+// sums, then d_w * d_a * isum added with separate roundings): equal bit for bit on any input.
+TEST(QdotLegacy, EightRowKernelIsBitExactWithScalar) {
+  std::mt19937 rng(17);
+  for (DType t : {DType::Q4_0, DType::Q4_1}) {
+    const DotKernel* ks = dot_kernel(t, false);
+    const DotKernel* kv = dot_kernel(t, true);
+    for (int trial = 0; trial < 8; ++trial) {
+      const int nr = 1 + static_cast<int>(rng() % 25), nc = 1 + static_cast<int>(rng() % 5);
+      const int64_t n = 32 * (1 + static_cast<int64_t>(rng() % 100));
+      const Rows w = make_rows(t, nr, n, trial % 3, rng);
+      const Acts a = make_acts(*kv, nc, n, rng);
+      const auto sv = run_tile(*kv, n, w, nr, a, nc, nr + 1);
+      const auto ss = run_tile(*ks, n, w, nr, a, nc, nr + 1);
+      ASSERT_EQ(sv.size(), ss.size());
+      EXPECT_EQ(std::memcmp(sv.data(), ss.data(), sv.size() * 4), 0)
+          << dtype_name(t) << " nr=" << nr << " nc=" << nc << " n=" << n;
     }
   }
 }
