@@ -34,6 +34,18 @@ SLM_AVX2 inline __m256i single_ctrl(int c) {
 
 SLM_AVX2 inline float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
+// Decode streams a row: every line of the super-block Ahead bytes on is requested into L2
+// (Zen 3: 13 -> 15.5 GB/s per core for Q4_K at 4864-wide rows; the hardware prefetcher alone
+// lags behind the kernel). Integer arithmetic: past the end of the weights the address is
+// never dereferenced, and a prefetch does not fault.
+template <size_t Bytes, size_t Ahead = 1024>
+SLM_AVX2 inline void prefetch_super_block(const uint8_t* w) {
+  for (size_t off = 0; off < Bytes; off += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) + Ahead + off),
+                 _MM_HINT_T1);
+  }
+}
+
 // 16 int16 scales [s0..s7 | s8..s15] -> the eight per-chunk scale vectors.
 SLM_AVX2 inline void scales16_to_chunks(__m256i s16, __m256i sc[8]) {
   const __m256i lo = _mm256_permute2x128_si256(s16, s16, 0x00);
@@ -225,6 +237,7 @@ SLM_AVX2 float row_dot1_k4(int64_t nb, const uint8_t* w, const ActBlockQ8_K* ab)
   const __m256i m4 = _mm256_set1_epi8(0x0f), m16 = _mm256_set1_epi8(0x10);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i, w += bytes, ++ab) {
+    prefetch_super_block<bytes>(w);
     K4Prep p;
     const __m128i sm = unpack_scales_k4_sse(w + 4);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
@@ -257,6 +270,7 @@ SLM_AVX2 float row_dot1_q6_k(int64_t nb, const uint8_t* w, const ActBlockQ8_K* a
                 m12 = _mm256_set1_epi8(0x0c), m48 = _mm256_set1_epi8(0x30);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i, w += k_q6_k_bytes, ++ab) {
+    prefetch_super_block<k_q6_k_bytes>(w);
     Q6K::Prep p;  // sc[] unused here: scales are shuffled per chunk
     p.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
     p.d = half_to_float(w + 208);
