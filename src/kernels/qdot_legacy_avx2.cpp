@@ -195,107 +195,9 @@ SLM_AVX2 inline void prefetch_stream(const uint8_t* p, size_t ahead = k_stream_p
 // affine types add m_w * s_a.
 template <class W>
 struct IntTile {
-  // Nibble types take the row-pair path at even tile heights, whose lanes sum in another
-  // order than the generic path's: their decode keeps the tile shape of the other calls.
-  static constexpr bool row_by_row = W::qs_at < 0;
-  // Nibble types, two rows at a time: one 256-bit register holds the low nibbles of both rows
-  // (elements 0..15 of row 2p | of row 2p+1), another the high nibbles (elements 16..31), and
-  // the activation halves are broadcast to match. The two products are added in int16 (at
-  // most 2 * 2 * 31 * 127 < 2^15) before one madd, one convert and one fma serve both rows:
-  // about two thirds of the per-row work of the generic path.
-  template <int P, int C>
-  SLM_AVX2 static void run_pairs(int64_t n, const uint8_t* w, size_t bw, const uint8_t* a,
-                                 size_t ba, float* s, int64_t ls) {
-    using Act = typename W::Act;
-    const __m256i ones16 = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[P][C];
-    float macc[2 * P][C];
-    for (int p = 0; p < P; ++p) {
-      for (int c = 0; c < C; ++c) acc[p][c] = _mm256_setzero_ps();
-    }
-    for (int r = 0; r < 2 * P; ++r) {
-      for (int c = 0; c < C; ++c) macc[r][c] = 0;
-    }
-    static_assert(P <= 2, "the row scales of one block step share one half-to-float convert");
-    const int64_t nb = n / k_block;
-    for (int64_t i = 0; i < nb; ++i) {
-      __m256i lo[P], hi[P];
-      __m256 dw[P];
-      float mw[2 * P];
-      // All row scales in one register: one convert, then a permute spreads row 2p over
-      // lanes 0..3 and row 2p+1 over lanes 4..7.
-      uint16_t hd[4] = {0, 0, 0, 0};
-      for (int r = 0; r < 2 * P; ++r) {
-        std::memcpy(&hd[r], w + static_cast<size_t>(r) * bw + static_cast<size_t>(i) * W::bytes, 2);
-      }
-      const __m256 dall = _mm256_castps128_ps256(_mm_cvtph_ps(
-          _mm_setr_epi16(static_cast<short>(hd[0]), static_cast<short>(hd[1]),
-                         static_cast<short>(hd[2]), static_cast<short>(hd[3]), 0, 0, 0, 0)));
-      for (int p = 0; p < P; ++p) {
-        const uint8_t* b0 = w + static_cast<size_t>(2 * p) * bw + static_cast<size_t>(i) * W::bytes;
-        const uint8_t* b1 = b0 + bw;
-        prefetch_ahead(b0);
-        prefetch_ahead(b1);
-        const __m256i raw = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + W::qs_at))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + W::qs_at)), 1);
-        lo[p] = _mm256_and_si256(raw, m4);
-        hi[p] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-        if constexpr (W::qh_at >= 0) {
-          const __m256i f0 = fifth_bits(b0 + W::qh_at), f1 = fifth_bits(b1 + W::qh_at);
-          lo[p] = _mm256_or_si256(lo[p], _mm256_permute2x128_si256(f0, f1, 0x20));
-          hi[p] = _mm256_or_si256(hi[p], _mm256_permute2x128_si256(f0, f1, 0x31));
-        }
-        dw[p] = _mm256_permutevar8x32_ps(
-            dall, _mm256_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1));
-        if constexpr (W::kind == Kind::affine_q) {
-          mw[2 * p] = half_at(b0 + 2);
-          mw[2 * p + 1] = half_at(b1 + 2);
-        }
-      }
-      for (int c = 0; c < C; ++c) {
-        const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
-        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
-        const __m256i alo = _mm256_permute2x128_si256(av, av, 0x00);
-        const __m256i ahi = _mm256_permute2x128_si256(av, av, 0x11);
-        const __m256 da = _mm256_set1_ps(ab->d);
-        __m256i corr = _mm256_setzero_si256();
-        if constexpr (W::kind == Kind::offset_q) {
-          const __m256i off = _mm256_set1_epi8(W::offset);
-          corr = _mm256_add_epi16(_mm256_maddubs_epi16(off, alo), _mm256_maddubs_epi16(off, ahi));
-        }
-        for (int p = 0; p < P; ++p) {
-          __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], alo),
-                                         _mm256_maddubs_epi16(hi[p], ahi));
-          if constexpr (W::kind == Kind::offset_q) p16 = _mm256_sub_epi16(p16, corr);
-          const __m256i s32 = _mm256_madd_epi16(p16, ones16);
-          acc[p][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw[p], da), _mm256_cvtepi32_ps(s32), acc[p][c]);
-          if constexpr (W::kind == Kind::affine_q) {
-            macc[2 * p][c] += mw[2 * p] * ab->s;
-            macc[2 * p + 1][c] += mw[2 * p + 1] * ab->s;
-          }
-        }
-      }
-    }
-    for (int p = 0; p < P; ++p) {
-      for (int c = 0; c < C; ++c) {
-        const __m256 v = acc[p][c];
-        // Lanes 0..3 belong to row 2p, lanes 4..7 to row 2p+1.
-        const __m256 lo_only = _mm256_blend_ps(v, _mm256_setzero_ps(), 0xf0);
-        const __m256 hi_only = _mm256_blend_ps(v, _mm256_setzero_ps(), 0x0f);
-        s[c * ls + 2 * p] = hsum256(lo_only) + macc[2 * p][c];
-        s[c * ls + 2 * p + 1] = hsum256(hi_only) + macc[2 * p + 1][c];
-      }
-    }
-  }
-
   template <int R, int C>
   SLM_AVX2 static void run(int64_t n, const uint8_t* w, size_t bw, const uint8_t* a, size_t ba,
                            float* s, int64_t ls) {
-    if constexpr (W::qs_at >= 0 && R % 2 == 0) {
-      run_pairs<R / 2, C>(n, w, bw, a, ba, s, ls);
-      return;
-    }
     using Act = typename W::Act;
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[R][C];
@@ -351,7 +253,7 @@ struct IntTile {
   }
 };
 
-// ---- eight-row kernel: Q4_0 / Q4_1 (4-bit nibbles, no fifth bit) ------------------------------
+// ---- eight-row kernel: Q4_0 / Q4_1 / Q5_0 / Q5_1 ----------------------------------------------
 
 // Eight weight rows at once, one lane per row. Per 32-value block the rows' 16 quant bytes are
 // transposed so that 32-bit lane r holds four consecutive quants of row r; each activation group
@@ -364,7 +266,7 @@ struct IntTile {
 // single stream while this group is computed.
 template <class W>
 struct Rows8 {
-  static_assert(W::qs_at >= 0 && W::qh_at < 0, "4-bit types without a fifth bit");
+  static_assert(W::qs_at >= 0, "nibble types");
   using Act = typename W::Act;
 
   SLM_AVX2 static inline __m256i two_rows(const uint8_t* low, const uint8_t* high) {
@@ -389,6 +291,34 @@ struct Rows8 {
     for (int k = 0; k < 4; ++k) {
       lo[k] = _mm256_and_si256(g[k], m4);
       hi[k] = _mm256_and_si256(_mm256_srli_epi16(g[k], 4), m4);
+    }
+    if constexpr (W::qh_at >= 0) {
+      // Fifth bits: lane r of qh = row r's 32 bits (bit j belongs to element j). Byte k of a
+      // lane of group g needs bit 4g + k: a shuffle copies the byte holding it into all four
+      // bytes of the lane, and a compare against that byte's bit turns it into 0x10 or 0.
+      auto u32 = [](const uint8_t* p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return v;
+      };
+      const __m256i qh = _mm256_setr_epi32(u32(b[0] + W::qh_at), u32(b[1] + W::qh_at),
+                                           u32(b[2] + W::qh_at), u32(b[3] + W::qh_at),
+                                           u32(b[4] + W::qh_at), u32(b[5] + W::qh_at),
+                                           u32(b[6] + W::qh_at), u32(b[7] + W::qh_at));
+      const __m256i lane_base = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
+                                                 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+      const __m256i bits[2] = {_mm256_set1_epi32(0x08040201), _mm256_set1_epi32(static_cast<int>(0x80402010))};
+      const __m256i bit4 = _mm256_set1_epi8(0x10);
+      auto fifth = [&](int first_bit) SLM_AVX2_LAMBDA {
+        const __m256i bytes =
+            _mm256_shuffle_epi8(qh, _mm256_add_epi8(lane_base, _mm256_set1_epi8(static_cast<char>(first_bit / 8))));
+        const __m256i m = bits[(first_bit / 4) % 2];
+        return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, m), m), bit4);
+      };
+      for (int k = 0; k < 4; ++k) {
+        lo[k] = _mm256_or_si256(lo[k], fifth(4 * k));
+        hi[k] = _mm256_or_si256(hi[k], fifth(16 + 4 * k));
+      }
     }
   }
 
@@ -428,17 +358,21 @@ struct Rows8 {
       if constexpr (W::kind == Kind::affine_q) mw = halves8(b, 2);
       for (int c = 0; c < C; ++c) {
         const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
-        // Σ of at most 8 products of 2 * 15 * 127 per int16 lane: < 2^15, no saturation. A
-        // tree, not a chain: the loop is bound by latency as much as by throughput.
+        // Σ of 8 int16 lanes of 2 * 15 * 127 (4-bit quants) or 4 of 2 * 31 * 127 (5-bit):
+        // < 2^15 either way, no saturation.
         __m256i m[8];
         for (int k = 0; k < 4; ++k) {
           m[k] = _mm256_maddubs_epi16(lo[k], group(ab->qs + 4 * k));
           m[4 + k] = _mm256_maddubs_epi16(hi[k], group(ab->qs + 16 + 4 * k));
         }
-        const __m256i p = _mm256_add_epi16(
-            _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3])),
-            _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7])));
-        __m256i isum = _mm256_madd_epi16(p, ones16);
+        const __m256i plo = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3]));
+        const __m256i phi = _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7]));
+        __m256i isum;
+        if constexpr (W::qh_at >= 0) {
+          isum = _mm256_add_epi32(_mm256_madd_epi16(plo, ones16), _mm256_madd_epi16(phi, ones16));
+        } else {
+          isum = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), ones16);
+        }
         if constexpr (W::kind == Kind::offset_q) {
           isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset_sums[c * nb + i]));
         }
@@ -594,7 +528,7 @@ SLM_AVX2 void tile_driver(int64_t n, const void* w, size_t bw, int nr, const voi
       make_table<K, RT, CT>(std::make_index_sequence<RT * CT>());
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* ab = static_cast<const uint8_t*>(a);
-  if (nc == 1 && K::row_by_row) {
+  if (nc == 1) {
     // Decode: rows one at a time read the weights as one sequential stream (1.4x the speed of
     // four interleaved row streams for Q8_0 on Zen 3). Only for kernels whose per-(row, column)
     // arithmetic is the same at every tile size, so results do not depend on nc.
@@ -625,9 +559,9 @@ const DotKernel k_avx2[] = {
      "avx2"},
     {DType::Q8_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ8_0>, k_int_rows, k_int_cols, "avx2"},
     {DType::Q4_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ4_0>, 8, 2, "avx2"},
-    {DType::Q5_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ5_0>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q5_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ5_0>, 8, 2, "avx2"},
     {DType::Q4_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ4_1>, 8, 2, "avx2"},
-    {DType::Q5_1, ActType::q8_1, &quantize_q8_1, int_tile<WQ5_1>, k_int_rows, k_int_cols, "avx2"},
+    {DType::Q5_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ5_1>, 8, 2, "avx2"},
 };
 
 // ---- dequantizers (bit-exact with dequantize_row) ---------------------------------------------

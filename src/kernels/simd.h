@@ -6,6 +6,8 @@
 #include <immintrin.h>
 
 #define SLM_AVX2 __attribute__((target("avx2,fma,f16c")))
+// The same for a lambda inside an SLM_AVX2 function (a lambda does not inherit the target).
+#define SLM_AVX2_LAMBDA __attribute__((target("avx2,fma,f16c")))
 
 namespace slm {
 

@@ -302,22 +302,19 @@ TEST(QdotLegacy, ResultsDoNotDependOnTileShape) {
           const float both = all[static_cast<size_t>(c * nr + r)];
           EXPECT_EQ(std::memcmp(&one[static_cast<size_t>(r)], &both, 4), 0)
               << dtype_name(t) << " nr=" << nr << " nc=" << nc << " r=" << r << " c=" << c;
-          if (t != DType::Q5_0 && t != DType::Q5_1) {
-            // (Q5 types: the row-pair tiles sum their lanes in another order than a lone row.)
-            EXPECT_EQ(std::memcmp(&single, &both, 4), 0)
-                << dtype_name(t) << " row alone, nr=" << nr << " r=" << r << " c=" << c;
-          }
+          EXPECT_EQ(std::memcmp(&single, &both, 4), 0)
+              << dtype_name(t) << " row alone, nr=" << nr << " r=" << r << " c=" << c;
         }
       }
     }
   }
 }
 
-// The eight-row Q4_0/Q4_1 kernel does the scalar reference's arithmetic exactly (integer block
+// The eight-row Q4_0/Q4_1/Q5_0/Q5_1 kernel does the scalar reference's arithmetic exactly (integer block
 // sums, then d_w * d_a * isum added with separate roundings): equal bit for bit on any input.
 TEST(QdotLegacy, EightRowKernelIsBitExactWithScalar) {
   std::mt19937 rng(17);
-  for (DType t : {DType::Q4_0, DType::Q4_1}) {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
     const DotKernel* ks = dot_kernel(t, false);
     const DotKernel* kv = dot_kernel(t, true);
     for (int trial = 0; trial < 8; ++trial) {
