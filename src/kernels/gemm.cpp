@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot.h"
+#include "kernels/qgemm.h"
 #include "kernels/simd.h"
 
 namespace slm {
@@ -456,6 +457,17 @@ void sgemm_with(const Isa& isa, bool trans_a, bool trans_b, int64_t M, int64_t N
   run_problem(p, pool, false);
 }
 
+// Q8_0 / Q4_0 weights take the int8 GEMM (kernels/qgemm.h) on AVX2 CPUs: 1.3-2x the FP32
+// path's multiply-adds per second at prompt shapes (bench/gemm_bench.cpp). SLM_QGEMM=0 keeps
+// them on the FP32 path, for comparisons.
+bool use_qgemm(DType t) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SLM_QGEMM");
+    return !(v && *v == '0') && qgemm_has_simd();
+  }();
+  return enabled && qgemm_supports(t);
+}
+
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -510,6 +522,7 @@ Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, Thr
     std::fill(y, y + T * out, 0.0f);
     return Status();
   }
+  if (use_qgemm(w.dtype)) return qgemm(w, x, T, y, pool);
   Problem p{T, out, in, 1.0f, 0.0f, ASource{x, in, false}, BSource{}, y, out, &best_isa()};
   // F32 rows are read in place when float-aligned (safetensors data need not be).
   if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {

@@ -1,0 +1,66 @@
+// Int8 GEMM for the prompt path: Q8_0 / Q4_0 weight rows repacked into 8-row interleaved
+// panels and multiplied with activation rows quantized once per call to 8-bit blocks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "kernels/qdot.h"
+
+namespace slm {
+
+class ThreadPool;
+
+// True for the weight types qgemm handles: Q8_0 and Q4_0.
+bool qgemm_supports(DType t);
+
+// True when this CPU runs the AVX2 kernels. Without them qgemm still works (the scalar
+// reference), but the FP32 GEMM is then the faster prompt path.
+bool qgemm_has_simd();
+
+// y (T x out, row stride out) = x (T x in) · Wᵀ for a 2-D Q8_0 or Q4_0 weight (ne = {in,
+// out}). Each activation row is quantized once per call to ActBlockQ8_0 blocks (the format
+// and quantizer of the dot kernels, kernels/qdot.h); then for every output and 32-element
+// block the exact int32 sum Σ q_w q_a is converted to float and accumulated as
+// acc = fma(d_w * d_a, sum, acc), block after block. Threads split the weight rows, so each
+// weight byte is read and repacked by one thread.
+// Errors: unsupported dtype, a weight that is not 2-D, ne[0] not a multiple of 32, or rows
+// whose byte size does not match the dtype.
+Status qgemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);
+
+// The same on activations that are already quantized: a holds T rows of ne[0] / 32 blocks,
+// with every quant in [-127, 127] (what the quantizer produces; -128 would overflow the sign
+// trick of the Q8_0 kernel). simd = false runs the scalar reference, which reads the GGUF
+// blocks directly and performs the same integer sums and the same float operations in the same
+// order, so the two agree bit for bit. Exposed for tests and benchmarks.
+Status qgemm_quantized(const TensorView& w, const ActBlockQ8_0* a, int64_t T, float* y,
+                       ThreadPool* pool, bool simd = true);
+
+namespace qgemm_detail {
+
+// Panel layout (AVX2 kernels): 8 weight rows per panel; for each 32-element block, 8 floats
+// of row scales and 256 bytes of quants as 8 steps x 8 rows x 4 consecutive elements, so one
+// 32-byte load holds 4 elements of all 8 rows. Q4_0 quants are stored unsigned (0..15).
+constexpr int64_t k_panel_rows = 8;
+constexpr int64_t k_block = 32;
+constexpr int64_t k_panel_block_bytes = k_panel_rows * k_block;
+
+// Repacks blocks [b0, b0 + nbk) of nr (1..8) rows starting at w0 (row stride bw bytes) into
+// panel quants q (nbk * 256 bytes, 32-byte aligned) and scales d (nbk * 8 floats); rows nr..7
+// are zero. qgemm_avx2.cpp; call only when qgemm_has_simd().
+void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t nbk, int8_t* q,
+                 float* d);
+
+// y[t * ldy + r] (+)= Σ over the nbk blocks of the panel, for nt tokens whose activation rows
+// start at act + t * ba (already offset to the first block) and, for Q4_0, whose block sums
+// times 8 are corr[t * lc + b]. Only rows r < nr are read or written. accumulate = false
+// overwrites y.
+void tile_avx2(DType t, const int8_t* q, const float* d, int64_t nbk, const uint8_t* act, size_t ba,
+               const int32_t* corr, int64_t lc, int64_t nt, float* y, int64_t ldy, int nr,
+               bool accumulate);
+
+}  // namespace qgemm_detail
+
+}  // namespace slm
