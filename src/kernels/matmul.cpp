@@ -226,6 +226,12 @@ Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int6
   const int64_t n_tiles = (out + R - 1) / R;
   auto body = [&](int64_t tb, int64_t te) {
     const int64_t r0 = tb * R, r1 = std::min(out, te * R);
+    if (T == 1) {
+      // Decode: the whole chunk in one call, so per-call set-up (activation sums, the next
+      // row group's prefetch) is paid once per chunk rather than once per row tile.
+      k.tile(in, w.row(r0), wbytes, static_cast<int>(r1 - r0), act, abytes, 1, y + r0, out);
+      return;
+    }
     // Columns outer within a chunk would re-stream its weights T/C times; rows outer keeps a
     // row tile in L1 while every column group passes over it.
     for (int64_t r = r0; r < r1; r += R) {
