@@ -1,5 +1,5 @@
 // Int8 GEMM driver (kernels/qgemm.h): argument checks, activation quantization once per call,
-// the blocked loops that hand 8-row weight panels to the AVX2 kernels, and the scalar reference.
+// the blocked loops that hand 16-row weight panels to the AVX2 kernels, and the scalar reference.
 #include "kernels/qgemm.h"
 
 #include <algorithm>
@@ -19,7 +19,7 @@ using qgemm_detail::k_block;
 using qgemm_detail::k_panel_block_bytes;
 using qgemm_detail::k_panel_rows;
 
-// K is cut into chunks of this many blocks (1024 elements): a panel's chunk (8 KiB of quants)
+// K is cut into chunks of this many blocks (1024 elements): a panel's chunk (16 KiB of quants)
 // stays in L1 while every token passes over it, and the activations of a chunk (T x 1152 bytes,
 // 144 KiB at T = 128) stay in L2 while the panels of a row block take their turn.
 constexpr int64_t k_chunk_blocks = 32;
@@ -124,7 +124,7 @@ void block_sums(const ActBlockQ8_0* a, int64_t n, int32_t* corr) {
   }
 }
 
-// Rows [p0 * 8, p1 * 8) ∩ [0, out) of y, on the calling thread.
+// Rows [p0, p1) x 16 ∩ [0, out) of y (whole panels), on the calling thread.
 void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, int64_t T, float* y,
                 int64_t p0, int64_t p1) {
   const int64_t nb = w.ne[0] / k_block, out = w.ne[1];
@@ -132,7 +132,8 @@ void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, in
   const size_t bw = static_cast<size_t>(w.row_bytes());
   thread_local AlignedBytes panel_buf;
   const int64_t chunk = std::min(nb, k_chunk_blocks);
-  uint8_t* buf = panel_buf.get(static_cast<size_t>(chunk) * (k_panel_block_bytes + 32));
+  uint8_t* buf = panel_buf.get(static_cast<size_t>(chunk) *
+                               (k_panel_block_bytes + k_panel_rows * sizeof(float)));
   int8_t* pq = reinterpret_cast<int8_t*>(buf);
   float* pd = reinterpret_cast<float*>(buf + static_cast<size_t>(chunk) * k_panel_block_bytes);
   const int64_t row_end = std::min(out, p1 * k_panel_rows);

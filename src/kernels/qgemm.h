@@ -1,4 +1,4 @@
-// Int8 GEMM for the prompt path: Q8_0 / Q4_0 weight rows repacked into 8-row interleaved
+// Int8 GEMM for the prompt path: Q8_0 / Q4_0 weight rows repacked into 16-row interleaved
 // panels and multiplied with activation rows quantized once per call to 8-bit blocks.
 #pragma once
 
@@ -40,16 +40,17 @@ Status qgemm_quantized(const TensorView& w, const ActBlockQ8_0* a, int64_t T, fl
 
 namespace qgemm_detail {
 
-// Panel layout (AVX2 kernels): 8 weight rows per panel; for each 32-element block, 8 floats
-// of row scales and 256 bytes of quants as 8 steps x 8 rows x 4 consecutive elements, so one
-// 32-byte load holds 4 elements of all 8 rows. Q4_0 quants are stored unsigned (0..15).
-constexpr int64_t k_panel_rows = 8;
+// Panel layout (AVX2 kernels): 16 weight rows per panel; for each 32-element block, 16 floats
+// of row scales and 512 bytes of quants as 8 steps x 2 halves x 8 rows x 4 consecutive
+// elements, so one 32-byte load holds 4 elements of 8 rows (rows 0-7 at +0, rows 8-15 at +32
+// of each 64-byte step). Q4_0 quants are stored unsigned (0..15), one per byte.
+constexpr int64_t k_panel_rows = 16;
 constexpr int64_t k_block = 32;
 constexpr int64_t k_panel_block_bytes = k_panel_rows * k_block;
 
-// Repacks blocks [b0, b0 + nbk) of nr (1..8) rows starting at w0 (row stride bw bytes) into
-// panel quants q (nbk * 256 bytes, 32-byte aligned) and scales d (nbk * 8 floats); rows nr..7
-// are zero. qgemm_avx2.cpp; call only when qgemm_has_simd().
+// Repacks blocks [b0, b0 + nbk) of nr (1..16) rows starting at w0 (row stride bw bytes) into
+// panel quants q (nbk * 512 bytes, 32-byte aligned) and scales d (nbk * 16 floats, 32-byte
+// aligned); rows nr..15 are zero. qgemm_avx2.cpp; call only when qgemm_has_simd().
 void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t nbk, int8_t* q,
                  float* d);
 

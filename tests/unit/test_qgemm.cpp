@@ -119,10 +119,11 @@ TEST(Qgemm, SimdMatchesScalarReferenceRaggedShapes) {
   struct Shape {
     int64_t in, out, T;
   };
-  // K = 1056 and 4096 cross the kernel's 1024-element K chunks; out = 1, 7, 9, 13, 70 leave
-  // ragged 8-row panels; T = 1..9 and 130 the token remainders of the 4-token tile.
-  const Shape shapes[] = {{32, 1, 1},    {32, 8, 4},    {64, 7, 3},   {96, 9, 5},    {160, 13, 9},
-                          {1024, 16, 2}, {1056, 70, 7}, {4096, 9, 5}, {256, 70, 130}};
+  // K = 1056 and 4096 cross the kernel's 1024-element K chunks; out = 1, 7, 9, 13, 17, 24, 70
+  // leave ragged 16-row panels (and 8-row halves); T = 1..9 and 130 the token remainders of
+  // the 2- and 3-token tiles.
+  const Shape shapes[] = {{32, 1, 1},    {32, 16, 4}, {64, 7, 3},    {96, 9, 5},   {160, 13, 9},
+                          {1024, 17, 2}, {64, 24, 8}, {1056, 70, 7}, {4096, 9, 5}, {256, 70, 130}};
   for (DType dt : {DType::Q8_0, DType::Q4_0}) {
     for (const Shape& s : shapes) {
       for (size_t offset : {size_t{0}, size_t{3}}) {
