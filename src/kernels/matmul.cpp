@@ -181,11 +181,14 @@ void matmul_rows_f32(const TensorView& w, const float* x, int64_t T, float* y, T
 
 // Activations converted to the kernel's format: one grow-only buffer per calling thread, so a
 // forward pass allocates nothing once warm.
+// One buffer per activation format, so the weights of one matmul_many call that pair with
+// different formats (a Q4_K_M mix) each keep theirs.
 const uint8_t* prepare_activations(const DotKernel& k, const float* x, int64_t T, int64_t in,
                                    size_t* row_bytes) {
   *row_bytes = act_row_bytes(k.atype, in);
   if (k.atype == ActType::f32) return reinterpret_cast<const uint8_t*>(x);
-  thread_local std::vector<uint8_t> buf;
+  thread_local std::vector<uint8_t> bufs[4];
+  std::vector<uint8_t>& buf = bufs[static_cast<int>(k.atype) & 3];
   const size_t need = *row_bytes * static_cast<size_t>(T);
   if (buf.size() < need) buf.resize(need);
   for (int64_t t = 0; t < T; ++t) k.quantize_act(x + t * in, buf.data() + t * *row_bytes, in);
@@ -205,6 +208,30 @@ int64_t gemm_min_tokens() {
   return k_gemm_min_tokens;
 }
 
+// Output rows [r0, r1) of y (T x w.ne[1]) through kernel k, activations already converted.
+void dot_rows(const DotKernel& k, const TensorView& w, const uint8_t* act, size_t abytes,
+              int64_t T, float* y, int64_t r0, int64_t r1) {
+  const int64_t in = w.ne[0], out = w.ne[1];
+  const size_t wbytes = static_cast<size_t>(w.row_bytes());
+  if (T == 1) {
+    // Decode: the whole range in one call, so per-call set-up (activation sums, the next row
+    // group's prefetch) is paid once per range rather than once per row tile.
+    k.tile(in, w.row(r0), wbytes, static_cast<int>(r1 - r0), act, abytes, 1, y + r0, out);
+    return;
+  }
+  const int64_t R = std::max(1, k.tile_rows), C = std::max(1, k.tile_cols);
+  // Columns outer within a range would re-stream its weights T/C times; rows outer keeps a
+  // row tile in L1 while every column group passes over it.
+  for (int64_t r = r0; r < r1; r += R) {
+    const int nr = static_cast<int>(std::min(R, r1 - r));
+    for (int64_t c = 0; c < T; c += C) {
+      const int nc = static_cast<int>(std::min(C, T - c));
+      k.tile(in, w.row(r), wbytes, nr, act + static_cast<size_t>(c) * abytes, abytes, nc,
+             y + c * out + r, out);
+    }
+  }
+}
+
 }  // namespace
 
 Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int64_t T, float* y,
@@ -222,26 +249,10 @@ Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int6
   size_t abytes = 0;
   const uint8_t* act = prepare_activations(k, x, T, in, &abytes);
   const size_t wbytes = static_cast<size_t>(w.row_bytes());
-  const int64_t R = std::max(1, k.tile_rows), C = std::max(1, k.tile_cols);
+  const int64_t R = std::max(1, k.tile_rows);
   const int64_t n_tiles = (out + R - 1) / R;
   auto body = [&](int64_t tb, int64_t te) {
-    const int64_t r0 = tb * R, r1 = std::min(out, te * R);
-    if (T == 1) {
-      // Decode: the whole chunk in one call, so per-call set-up (activation sums, the next
-      // row group's prefetch) is paid once per chunk rather than once per row tile.
-      k.tile(in, w.row(r0), wbytes, static_cast<int>(r1 - r0), act, abytes, 1, y + r0, out);
-      return;
-    }
-    // Columns outer within a chunk would re-stream its weights T/C times; rows outer keeps a
-    // row tile in L1 while every column group passes over it.
-    for (int64_t r = r0; r < r1; r += R) {
-      const int nr = static_cast<int>(std::min(R, r1 - r));
-      for (int64_t c = 0; c < T; c += C) {
-        const int nc = static_cast<int>(std::min(C, T - c));
-        k.tile(in, w.row(r), wbytes, nr, act + static_cast<size_t>(c) * abytes, abytes, nc,
-               y + c * out + r, out);
-      }
-    }
+    dot_rows(k, w, act, abytes, T, y, tb * R, std::min(out, te * R));
   };
   // A chunk should stream at least ~32 KiB of weights to be worth a hand-off.
   const int64_t tile_bytes = std::max<int64_t>(1, R * static_cast<int64_t>(wbytes) * std::max<int64_t>(1, T / 4));
@@ -263,6 +274,60 @@ Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPo
   const DotKernel* k = mode != MatmulMode::float_activations ? dot_kernel(w.dtype) : nullptr;
   if (k && w.ne[0] % act_block_size(k->atype) == 0) return matmul_with(*k, w, x, T, y, pool);
   matmul_rows_f32(w, x, T, y, pool);
+  return Status();
+}
+
+Status matmul_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                   int64_t T, ThreadPool* pool, MatmulMode mode) {
+  constexpr int k_max = 4;
+  const DotKernel* ks[k_max];
+  bool fused = count >= 2 && count <= k_max && pool && pool->n_threads() > 1 &&
+               mode != MatmulMode::float_activations &&
+               !(mode == MatmulMode::fast && T >= gemm_min_tokens());
+  for (int i = 0; fused && i < count; ++i) {
+    SLM_TRY(check_weight(*ws[i]));
+    ks[i] = dot_kernel(ws[i]->dtype);
+    fused = ks[i] && ws[i]->ne[0] == ws[0]->ne[0] && ws[i]->ne[0] % act_block_size(ks[i]->atype) == 0;
+  }
+  if (!fused) {
+    for (int i = 0; i < count; ++i) SLM_TRY(matmul(*ws[i], x, T, ys[i], pool, mode));
+    return Status();
+  }
+  // One job over all the weights' rows in units of k_unit rows (a multiple of every kernel's
+  // tile height), so a chunk may span two weights; each weight's rows are computed as
+  // matmul_with computes them, whatever the chunking.
+  constexpr int64_t k_unit = 8;
+  const int64_t in = ws[0]->ne[0];
+  const uint8_t* act[k_max];
+  size_t abytes[k_max];
+  int64_t first_unit[k_max + 1] = {0};
+  int64_t total_bytes = 0;
+  for (int i = 0; i < count; ++i) {
+    int same = -1;  // an earlier weight with the same activation format converts x once
+    for (int j = 0; j < i && same < 0; ++j) same = ks[j]->atype == ks[i]->atype ? j : -1;
+    if (same >= 0) {
+      act[i] = act[same];
+      abytes[i] = abytes[same];
+    } else {
+      act[i] = prepare_activations(*ks[i], x, T, in, &abytes[i]);
+    }
+    first_unit[i + 1] = first_unit[i] + (ws[i]->ne[1] + k_unit - 1) / k_unit;
+    total_bytes += static_cast<int64_t>(ws[i]->nbytes);
+  }
+  const int64_t n_units = first_unit[count];
+  auto body = [&](int64_t ub, int64_t ue) {
+    for (int i = 0; i < count; ++i) {
+      const int64_t b = std::max(ub, first_unit[i]), e = std::min(ue, first_unit[i + 1]);
+      if (b >= e) continue;
+      const int64_t out = ws[i]->ne[1];
+      dot_rows(*ks[i], *ws[i], act[i], abytes[i], T, ys[i], (b - first_unit[i]) * k_unit,
+               std::min(out, (e - first_unit[i]) * k_unit));
+    }
+  };
+  const int64_t unit_bytes = std::max<int64_t>(1, total_bytes / std::max<int64_t>(1, n_units));
+  const int64_t min_chunk =
+      std::max<int64_t>(1, (int64_t{32} << 10) / (unit_bytes * std::max<int64_t>(1, T / 4)));
+  pool->parallel_for(n_units, body, min_chunk);
   return Status();
 }
 

@@ -35,6 +35,14 @@ constexpr int64_t k_gemm_min_tokens = 32;
 Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
               MatmulMode mode = MatmulMode::fast);
 
+// ys[i] (T, ws[i].ne[1]) = x · ws[i]ᵀ for up to four weights sharing the input x (q/k/v,
+// gate/up): in the dot-kernel modes one thread-pool job covers all their rows, so small
+// matrices do not each pay a hand-off, and x is converted once per activation format. Each
+// result equals matmul's bit for bit. Otherwise (GEMM-sized batches, float_activations, one
+// thread, weights without a dot kernel) it is matmul on each weight.
+Status matmul_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                   int64_t T, ThreadPool* pool, MatmulMode mode = MatmulMode::fast);
+
 // The same through a given dot kernel (kernels/qdot.h), e.g. the scalar reference one: tests
 // compare kernels on whole matrices with it. Errors: kernel/tensor type mismatch.
 struct DotKernel;

@@ -322,19 +322,25 @@ struct Rows8 {
     }
   }
 
-  // The eight rows' halves at byte offset `at` of their blocks, as floats in lane order.
+  // The eight rows' halves at byte offset `at` of their blocks, as floats in lane order
+  // (inserted straight from memory: fewer instructions than assembling them in a register).
   SLM_AVX2 static inline __m256 halves8(const uint8_t* const* b, int at) {
-    auto h = [&](int r) -> uint64_t {
+    auto h = [&](int r) {
       uint16_t v;
       std::memcpy(&v, b[r] + at, 2);
-      return v;
+      return static_cast<int>(v);
     };
-    const uint64_t lo = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
-    const uint64_t hi = h(4) | h(5) << 16 | h(6) << 32 | h(7) << 48;
-    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(hi), static_cast<int64_t>(lo)));
+    __m128i v = _mm_cvtsi32_si128(h(0));
+    v = _mm_insert_epi16(v, h(1), 1);
+    v = _mm_insert_epi16(v, h(2), 2);
+    v = _mm_insert_epi16(v, h(3), 3);
+    v = _mm_insert_epi16(v, h(4), 4);
+    v = _mm_insert_epi16(v, h(5), 5);
+    v = _mm_insert_epi16(v, h(6), 6);
+    v = _mm_insert_epi16(v, h(7), 7);
+    return _mm256_cvtph_ps(v);
   }
 
-  // offset_sums[c * nb + i]: offset * Σ q_a of block i of column c (offset types only).
   template <int C>
   SLM_AVX2 static void run(int64_t n, const uint8_t* const* rows, size_t group_bytes,
                            const uint8_t* a, size_t ba, const int32_t* offset_sums, float* s,

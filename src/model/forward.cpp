@@ -159,9 +159,11 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
       rms_norm(x.data() + t * E, static_cast<const float*>(L.attn_norm.data), E, c.norm_eps,
                xn.data() + t * E);
     }
-    SLM_TRY(matmul(L.wq, xn.data(), T, q.data(), tp, mm));
-    SLM_TRY(matmul(L.wk, xn.data(), T, k.data(), tp, mm));
-    SLM_TRY(matmul(L.wv, xn.data(), T, v.data(), tp, mm));
+    {
+      const TensorView* ws[] = {&L.wq, &L.wk, &L.wv};
+      float* ys[] = {q.data(), k.data(), v.data()};
+      SLM_TRY(matmul_many(ws, ys, 3, xn.data(), T, tp, mm));
+    }
     for (int64_t t = 0; t < T; ++t) {
       float* qt = q.data() + t * q_dim;
       float* kt = k.data() + t * kv_dim;
@@ -204,8 +206,11 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
       rms_norm(x.data() + t * E, static_cast<const float*>(L.ffn_norm.data), E, c.norm_eps,
                xn.data() + t * E);
     }
-    SLM_TRY(matmul(L.w_gate, xn.data(), T, gate.data(), tp, mm));
-    SLM_TRY(matmul(L.w_up, xn.data(), T, up.data(), tp, mm));
+    {
+      const TensorView* ws[] = {&L.w_gate, &L.w_up};
+      float* ys[] = {gate.data(), up.data()};
+      SLM_TRY(matmul_many(ws, ys, 2, xn.data(), T, tp, mm));
+    }
     for (int64_t t = 0; t < T; ++t)
       swiglu(gate.data() + t * c.n_ff, up.data() + t * c.n_ff, c.n_ff);
     SLM_TRY(matmul(L.w_down, gate.data(), T, xn.data(), tp, mm));
