@@ -124,12 +124,26 @@ void block_sums(const ActBlockQ8_0* a, int64_t n, int32_t* corr) {
   }
 }
 
-// Rows [p0, p1) x 16 ∩ [0, out) of y (whole panels), on the calling thread.
+// The prefetch plan for blocks [kb, kb + nbk) of rows [r, r + nr).
+qgemm_detail::PanelPrefetch panel_lines(const TensorView& w, int64_t r, int64_t nr, int64_t kb,
+                                        int64_t nbk) {
+  const size_t bb = block_bytes(w.dtype);
+  qgemm_detail::PanelPrefetch pf;
+  pf.row0 = w.row(r) + static_cast<size_t>(kb) * bb;
+  pf.stride = static_cast<size_t>(w.row_bytes());
+  pf.rows = nr;
+  pf.bytes = static_cast<size_t>(nbk) * bb;
+  return pf;
+}
+
+// Rows [p0, p1) x 16 ∩ [0, out) of y (whole panels), on the calling thread. corr is null for
+// Q8_0, which needs no correction.
 void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, int64_t T, float* y,
                 int64_t p0, int64_t p1) {
   const int64_t nb = w.ne[0] / k_block, out = w.ne[1];
   const size_t ba = static_cast<size_t>(nb) * sizeof(ActBlockQ8_0);
   const size_t bw = static_cast<size_t>(w.row_bytes());
+  const int64_t lc = corr ? nb : 0;
   thread_local AlignedBytes panel_buf;
   const int64_t chunk = std::min(nb, k_chunk_blocks);
   uint8_t* buf = panel_buf.get(static_cast<size_t>(chunk) *
@@ -144,9 +158,23 @@ void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, in
       for (int64_t r = rb; r < rb_end; r += k_panel_rows) {
         const int nr = static_cast<int>(std::min(k_panel_rows, rb_end - r));
         qgemm_detail::repack_avx2(w.dtype, w.row(r), bw, nr, kb, nbk, pq, pd);
+        // The panel after this one in loop order: the next 16 rows, else the next K chunk of
+        // this row block, else the next row block. Its weights are requested while this one
+        // is multiplied (16 short runs per chunk are too many streams for the hardware
+        // prefetcher to follow in time: the repack waited on memory).
+        qgemm_detail::PanelPrefetch next;
+        if (r + k_panel_rows < rb_end) {
+          next = panel_lines(w, r + k_panel_rows, std::min(k_panel_rows, rb_end - r - k_panel_rows),
+                             kb, nbk);
+        } else if (kb + k_chunk_blocks < nb) {
+          next = panel_lines(w, rb, std::min(k_panel_rows, rb_end - rb), kb + k_chunk_blocks,
+                             std::min(k_chunk_blocks, nb - kb - k_chunk_blocks));
+        } else if (rb_end < row_end) {
+          next = panel_lines(w, rb_end, std::min(k_panel_rows, row_end - rb_end), 0, chunk);
+        }
         qgemm_detail::tile_avx2(w.dtype, pq, pd, nbk,
-                                act + static_cast<size_t>(kb) * sizeof(ActBlockQ8_0), ba, corr + kb,
-                                nb, T, y + r, out, nr, kb > 0);
+                                act + static_cast<size_t>(kb) * sizeof(ActBlockQ8_0), ba,
+                                corr ? corr + kb : nullptr, lc, T, y + r, out, nr, kb > 0, next);
       }
     }
   }

@@ -54,13 +54,23 @@ constexpr int64_t k_panel_block_bytes = k_panel_rows * k_block;
 void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t nbk, int8_t* q,
                  float* d);
 
+// Weight bytes to request while a panel is multiplied: `bytes` bytes from row0 in each of
+// `rows` rows, `stride` bytes apart (the next panel's slice of its rows). Empty: rows = 0.
+struct PanelPrefetch {
+  const uint8_t* row0 = nullptr;
+  size_t stride = 0;
+  int64_t rows = 0;
+  size_t bytes = 0;
+};
+
 // y[t * ldy + r] (+)= Σ over the nbk blocks of the panel, for nt tokens whose activation rows
 // start at act + t * ba (already offset to the first block) and, for Q4_0, whose block sums
 // times 8 are corr[t * lc + b]. Only rows r < nr are read or written. accumulate = false
-// overwrites y.
+// overwrites y. The lines of `next` are requested (into L2) a few per token group, so the
+// memory reads of the next repack overlap this panel's arithmetic.
 void tile_avx2(DType t, const int8_t* q, const float* d, int64_t nbk, const uint8_t* act, size_t ba,
                const int32_t* corr, int64_t lc, int64_t nt, float* y, int64_t ldy, int nr,
-               bool accumulate);
+               bool accumulate, const PanelPrefetch& next);
 
 }  // namespace qgemm_detail
 

@@ -2,6 +2,7 @@
 // 16-row x N-token micro-kernels built on _mm256_maddubs_epi16.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/qgemm.h"
@@ -52,35 +53,37 @@ SLM_AVX2 inline __m256i block_quants(const uint8_t* blk) {
   }
 }
 
+SLM_AVX2 inline short half_bits(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return static_cast<short>(h);
+}
+
 template <DType T>
 SLM_AVX2 void repack(const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t nbk, int8_t* q,
                      float* d) {
   constexpr size_t block_bytes = T == DType::Q8_0 ? 34 : 18;
   for (int64_t b = 0; b < nbk; ++b) {
     int8_t* qb = q + b * k_panel_block_bytes;
-    alignas(16) uint16_t h[16] = {};
+    const uint8_t* base = w0 + static_cast<size_t>(b0 + b) * block_bytes;
     for (int g = 0; g < 2; ++g) {
       __m256 v[8];
+      short h[8];
       for (int i = 0; i < 8; ++i) {
         const int r = 8 * g + i;
-        if (r < nr) {
-          const uint8_t* blk =
-              w0 + static_cast<size_t>(r) * bw + static_cast<size_t>(b0 + b) * block_bytes;
-          std::memcpy(&h[r], blk, 2);
-          v[i] = _mm256_castsi256_ps(block_quants<T>(blk));
-        } else {
-          v[i] = _mm256_setzero_ps();
-        }
+        const uint8_t* blk = base + static_cast<size_t>(r) * bw;
+        h[i] = r < nr ? half_bits(blk) : 0;
+        v[i] = r < nr ? _mm256_castsi256_ps(block_quants<T>(blk)) : _mm256_setzero_ps();
       }
       // Row r's 8 dwords (4 elements each) become dword r % 8 of half r / 8 of steps 0..7.
       transpose8x8(v);
       for (int s = 0; s < 8; ++s) {
         _mm256_store_ps(reinterpret_cast<float*>(qb + 64 * s + 32 * g), v[s]);
       }
-    }
-    for (int g = 0; g < 2; ++g) {
-      _mm256_store_ps(d + b * 16 + 8 * g,
-                      _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h + 8 * g))));
+      // The scales go through registers: eight 2-byte stores read back as one 16-byte load
+      // would miss store-to-load forwarding on every block.
+      const __m128i hv = _mm_setr_epi16(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
+      _mm256_store_ps(d + b * 16 + 8 * g, _mm256_cvtph_ps(hv));
     }
   }
 }
@@ -223,15 +226,36 @@ SLM_AVX2 void tile(const int8_t* q, const float* d, int64_t nbk, const uint8_t* 
   }
 }
 
+// Issues lines [l0, l1) of the prefetch plan (line l: row l / lines_per_row).
+inline void prefetch_lines(const PanelPrefetch& pf, int64_t lines_per_row, int64_t l0, int64_t l1) {
+  for (int64_t l = l0; l < l1; ++l) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(pf.row0) +
+                        static_cast<uintptr_t>(l / lines_per_row) * pf.stride +
+                        static_cast<uintptr_t>(l % lines_per_row) * 64;
+    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+  }
+}
+
 template <DType T>
 SLM_AVX2 void tile_tokens(const int8_t* q, const float* d, int64_t nbk, const uint8_t* act,
                           size_t ba, const int32_t* corr, int64_t lc, int64_t nt, float* y,
-                          int64_t ldy, int nr, bool accumulate) {
+                          int64_t ldy, int nr, bool accumulate, const PanelPrefetch& next) {
+  // The next panel's lines, spread over the token groups: issued all at once they would
+  // overflow the miss queue and be dropped.
+  const int64_t lines_per_row = static_cast<int64_t>((next.bytes + 63) / 64);
+  const int64_t lines = next.rows * lines_per_row;
+  const int64_t groups = (nt + k_nt<T> - 1) / k_nt<T>;
+  const int64_t per_group = groups > 0 ? (lines + groups - 1) / groups : 0;
+  int64_t issued = 0;
   int64_t t = 0;
   for (; t + k_nt<T> <= nt; t += k_nt<T>) {
+    const int64_t upto = std::min(lines, issued + per_group);
+    prefetch_lines(next, lines_per_row, issued, upto);
+    issued = upto;
     tile<T, k_nt<T>>(q, d, nbk, act + t * ba, ba, corr + t * lc, lc, y + t * ldy, ldy, nr,
                      accumulate);
   }
+  prefetch_lines(next, lines_per_row, issued, lines);
   const int64_t rest = nt - t;
   const uint8_t* a = act + t * ba;
   const int32_t* c = corr + t * lc;
@@ -253,11 +277,11 @@ void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int6
 
 void tile_avx2(DType t, const int8_t* q, const float* d, int64_t nbk, const uint8_t* act, size_t ba,
                const int32_t* corr, int64_t lc, int64_t nt, float* y, int64_t ldy, int nr,
-               bool accumulate) {
+               bool accumulate, const PanelPrefetch& next) {
   if (t == DType::Q8_0) {
-    tile_tokens<DType::Q8_0>(q, d, nbk, act, ba, corr, lc, nt, y, ldy, nr, accumulate);
+    tile_tokens<DType::Q8_0>(q, d, nbk, act, ba, corr, lc, nt, y, ldy, nr, accumulate, next);
   } else {
-    tile_tokens<DType::Q4_0>(q, d, nbk, act, ba, corr, lc, nt, y, ldy, nr, accumulate);
+    tile_tokens<DType::Q4_0>(q, d, nbk, act, ba, corr, lc, nt, y, ldy, nr, accumulate, next);
   }
 }
 
