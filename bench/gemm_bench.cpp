@@ -1,6 +1,10 @@
-// Microbenchmark for sgemm / matmul_gemm on a shared, noisy machine: many short runs, best
-// time reported (a run that got a quiet core shows what the code can do). Built by hand:
+// Microbenchmark for sgemm / matmul_gemm / the int8 qgemm on a shared, noisy machine: many
+// short runs, best time reported (a run that got a quiet core shows what the code can do).
+// Built by hand:
 //   g++ -O2 -march=native -std=c++20 -Isrc bench/gemm_bench.cpp build-gemm/libslm.a -lpthread
+// Run: ./a.out [reps] [small|sgemm|matmul|int8]. "int8" compares, on the projection shapes of
+// the benchmark models at T = 128, qgemm (Q8_0 / Q4_0) with sgemm on the same weight in F32.
+// "matmul" measures matmul_gemm, which sends Q8_0 / Q4_0 to qgemm unless SLM_QGEMM=0.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +17,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
+#include "kernels/qgemm.h"
 #include "kernels/quant.h"
 
 using namespace slm;
@@ -102,6 +107,50 @@ void bench_matmul(ThreadPool* pool, DType dt, int64_t T, int64_t in, int64_t out
               fl / best, fl / med, fl / cpu);
 }
 
+// Q8_0 / Q4_0 weight of shape (out, in) from Gaussian rows.
+struct QWeight {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+QWeight make_qweight(DType dt, int64_t in, int64_t out) {
+  auto f = randn(static_cast<size_t>(in * out), 3);
+  uint64_t rb = 0;
+  dtype_row_bytes(dt, in, &rb);
+  QWeight w;
+  w.bytes.resize(rb * out);
+  for (int64_t r = 0; r < out; ++r) {
+    (void)quantize_row(dt, f.data() + r * in, w.bytes.data() + r * rb, in);
+  }
+  w.view.name = "w";
+  w.view.dtype = dt;
+  w.view.n_dims = 2;
+  w.view.ne[0] = in;
+  w.view.ne[1] = out;
+  w.view.data = w.bytes.data();
+  w.view.nbytes = w.bytes.size();
+  return w;
+}
+
+// The int8 GEMM against sgemm on the dequantized F32 weight of the same shape (the FP32
+// path's multiply without its per-call dequantization: its best case), back to back. Run with
+// SLM_QGEMM=0 and "matmul" for the FP32 path itself.
+void bench_int8(ThreadPool* pool, DType dt, int64_t T, int64_t in, int64_t out, int reps) {
+  QWeight w = make_qweight(dt, in, out);
+  auto x = randn(static_cast<size_t>(T * in), 4);
+  std::vector<float> deq(static_cast<size_t>(in * out)), y(static_cast<size_t>(T * out));
+  for (int64_t r = 0; r < out; ++r) dequantize_row(dt, w.view.row(r), deq.data() + r * in, in);
+  double best_q, best_s, med, cpu;
+  time_runs([&] { (void)qgemm(w.view, x.data(), T, y.data(), pool); }, reps, &best_q, &med, &cpu);
+  time_runs([&] {
+    sgemm(false, true, T, out, in, 1.0f, x.data(), in, deq.data(), in, 0.0f, y.data(), out, pool);
+  }, reps, &best_s, &med, &cpu);
+  const double mac = static_cast<double>(T) * in * out * 1e-9;
+  std::printf("threads=%d %-4s T=%ld in=%ld out=%ld: qgemm %.1f GMAC/s, sgemm on F32 %.1f GMAC/s, ratio %.2f\n",
+              pool ? pool->n_threads() : 1, dtype_name(dt), (long)T, (long)in, (long)out,
+              mac / best_q, mac / best_s, best_s / best_q);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +171,14 @@ int main(int argc, char** argv) {
     if (only.empty() || only == "matmul") {
       for (DType dt : {DType::F32, DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
         bench_matmul(pool, dt, 128, 2048, 8192, reps);
+      }
+    }
+    if (only.empty() || only == "int8") {
+      // (in, out) of the SmolLM2-135M, Qwen2.5-0.5B and Llama-3.2-1B projections.
+      const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {896, 896}, {896, 4864},
+                                   {4864, 896}, {2048, 8192}, {8192, 2048}};
+      for (const auto& s : shapes) {
+        for (DType dt : {DType::Q8_0, DType::Q4_0}) bench_int8(pool, dt, 128, s[0], s[1], reps);
       }
     }
   }
