@@ -121,7 +121,6 @@ struct WQ8_0 {
   static constexpr size_t bytes = 34;
   static constexpr Kind kind = Kind::signed_q;
   static constexpr int offset = 0;
-  static constexpr int qs_at = -1;  // not nibbles
   SLM_AVX2 static __m256i quants(const uint8_t* b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
   }
