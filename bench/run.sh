@@ -108,7 +108,10 @@ for m in "${model_list[@]}"; do
     file=$(make_file "$preset" "$type") || continue
     json="$results/$preset-$type.json"
     echo "bench $preset $type" >&2
-    if ! "$slm" bench "$file" --json -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" > "$json.tmp"; then
+    # 3 s of sgemm runs for the peak: on a shared host a 1 s sample can miss every quiet moment
+    # and report a low peak (which would flatter the prompt fraction).
+    if ! "$slm" bench "$file" --json -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" \
+        --gemm-seconds 3 > "$json.tmp"; then
       echo "run.sh: slm bench failed on $file" >&2
       rm -f "$json.tmp"
       continue
