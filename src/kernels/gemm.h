@@ -37,7 +37,9 @@ void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 // converted to F32 once per call and packed into B panels (F16/BF16 widened directly into the
 // panel layout, other types through dequantize_row_fast), then multiplied by the sgemm
 // micro-kernel. Threads split the weight rows, so each weight byte
-// is read and converted by one thread only.
+// is read and converted by one thread only. On AVX2 CPUs Q8_0 and Q4_0 weights go to the int8
+// GEMM instead (kernels/qgemm.h: activations quantized to 8-bit blocks, as the dot kernels do);
+// the environment variable SLM_QGEMM=0 keeps them on the FP32 path.
 // Errors: unsupported dtype, a weight that is not 2-D, or ne[0] not a multiple of the block size.
 Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);
 
