@@ -166,7 +166,9 @@ TEST_P(ExportArch, SameLogitsAndKeys) {
   std::vector<int32_t> toks;
   for (int i = 0; i < 24; ++i) toks.push_back(static_cast<int32_t>((i * 37 + 5) % c.spec.n_vocab));
   const auto a = logits(*src, toks), b = logits(*dst, toks);
-  EXPECT_LT(rel_err(a, b), 1e-5) << c.name;
+  // The same weights, but llama exports permute the q/k rows (GGUF's rope pairing), so the
+  // attention dot products add the same terms in another order: float rounding only.
+  EXPECT_LT(rel_err(a, b), 3e-5) << c.name;
 
   // The independent parser sees the llama.cpp keys and tensor names.
   const json j = node_read(out_path);
