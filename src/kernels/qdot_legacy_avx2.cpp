@@ -187,31 +187,25 @@ SLM_AVX2 inline void prefetch_stream(const uint8_t* p, size_t ahead = k_stream_p
   _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + ahead), _MM_HINT_T1);
 }
 
-// Per block and (row, column): the 32 products summed in int32 lanes (maddubs: u8 x s8 pairs
-// into int16, which cannot saturate: |q_w| <= 31 unsigned, or |q_w| <= 128 with the sign
-// moved onto the activation, and |q_a| <= 127), then acc += (d_w d_a) * lanes in float.
-// Offset types subtract offset * Σ q_a (per column, shared by the rows) in the integer domain;
-// affine types add m_w * s_a.
+// Q8_0: per block and (row, column) the 32 products summed in int32 lanes (maddubs on |q_w| and
+// the activation carrying q_w's sign: pairs of at most 2 * 128 * 127 < 2^15, no saturation),
+// then acc += (d_w d_a) * lanes in float. (The nibble types take the eight-row kernel below.)
 template <class W>
 struct IntTile {
+  static_assert(W::kind == Kind::signed_q, "signed 8-bit quants");
   template <int R, int C>
   SLM_AVX2 static void run(int64_t n, const uint8_t* w, size_t bw, const uint8_t* a, size_t ba,
                            float* s, int64_t ls) {
     using Act = typename W::Act;
     const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[R][C];
-    float macc[R][C];
     for (int r = 0; r < R; ++r) {
-      for (int c = 0; c < C; ++c) {
-        acc[r][c] = _mm256_setzero_ps();
-        macc[r][c] = 0;
-      }
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
     }
     const int64_t nb = n / k_block;
     for (int64_t i = 0; i < nb; ++i) {
       __m256i q[R], qabs[R];
       __m256 dw[R];
-      float mw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* b = w + static_cast<size_t>(r) * bw + static_cast<size_t>(i) * W::bytes;
         if constexpr (R == 1 && C == 1) {
@@ -221,33 +215,21 @@ struct IntTile {
         }
         q[r] = W::quants(b);
         dw[r] = _mm256_set1_ps(half_at(b));
-        if constexpr (W::kind == Kind::signed_q) qabs[r] = _mm256_abs_epi8(q[r]);
-        if constexpr (W::kind == Kind::affine_q) mw[r] = half_at(b + 2);
+        qabs[r] = _mm256_abs_epi8(q[r]);
       }
       for (int c = 0; c < C; ++c) {
         const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs));
         const __m256 da = _mm256_set1_ps(ab->d);
-        __m256i corr = _mm256_setzero_si256();
-        if constexpr (W::kind == Kind::offset_q) {
-          corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(W::offset), av), ones16);
-        }
         for (int r = 0; r < R; ++r) {
-          __m256i p;
-          if constexpr (W::kind == Kind::signed_q) {
-            p = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(av, q[r]));
-          } else {
-            p = _mm256_maddubs_epi16(q[r], av);
-          }
-          __m256i s32 = _mm256_madd_epi16(p, ones16);
-          if constexpr (W::kind == Kind::offset_q) s32 = _mm256_sub_epi32(s32, corr);
+          const __m256i p = _mm256_maddubs_epi16(qabs[r], _mm256_sign_epi8(av, q[r]));
+          const __m256i s32 = _mm256_madd_epi16(p, ones16);
           acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], da), _mm256_cvtepi32_ps(s32), acc[r][c]);
-          if constexpr (W::kind == Kind::affine_q) macc[r][c] += mw[r] * ab->s;
         }
       }
     }
     for (int r = 0; r < R; ++r) {
-      for (int c = 0; c < C; ++c) s[c * ls + r] = hsum256(acc[r][c]) + macc[r][c];
+      for (int c = 0; c < C; ++c) s[c * ls + r] = hsum256(acc[r][c]);
     }
   }
 };
