@@ -400,6 +400,11 @@ SLM_AVX2 void rows8_driver(int64_t n, const void* w, size_t bw, int nr, const vo
       }
     }
   }
+  // Column c's sums (offset types only; the buffer stays empty, and its data() null, for the
+  // affine types, where no pointer arithmetic on it may happen).
+  auto col_sums = [&](int c) -> const int32_t* {
+    return W::kind == Kind::offset_q ? sums.data() + static_cast<int64_t>(c) * nb : nullptr;
+  };
   for (int r0 = 0; r0 < nr; r0 += 8) {
     const int rr = std::min(8, nr - r0);
     const uint8_t* rows[8];
@@ -407,11 +412,11 @@ SLM_AVX2 void rows8_driver(int64_t n, const void* w, size_t bw, int nr, const vo
     int c = 0;
     for (; c + 2 <= nc; c += 2) {
       Rows8<W>::template run<2>(n, rows, 8 * bw, ab + static_cast<size_t>(c) * ba, ba,
-                                sums.data() + c * nb, s + c * ls + r0, ls, rr);
+                                col_sums(c), s + c * ls + r0, ls, rr);
     }
     if (c < nc) {
       Rows8<W>::template run<1>(n, rows, 8 * bw, ab + static_cast<size_t>(c) * ba, ba,
-                                sums.data() + c * nb, s + c * ls + r0, ls, rr);
+                                col_sums(c), s + c * ls + r0, ls, rr);
     }
   }
 }
