@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot.h"
@@ -40,31 +41,10 @@ constexpr double k_min_parallel_flops = 4e6;
 
 // ---- per-thread packing buffers ------------------------------------------------------------
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-
-// A 64-byte-aligned float buffer that only grows, so steady-state calls never allocate.
-class AlignedBuffer {
- public:
-  float* get(int64_t n) {
-    if (n > cap_) {
-      size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-      p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-      cap_ = p_ ? n : 0;
-    }
-    return p_.get();
-  }
-
- private:
-  std::unique_ptr<float, FreeDeleter> p_;
-  int64_t cap_ = 0;
-};
-
 struct PackBuffers {
-  AlignedBuffer a;    // MC x KC block of op(A), 6-row micro-panels
-  AlignedBuffer b;    // KC x NC block of op(B), 16-column micro-panels
-  AlignedBuffer tmp;  // 16 weight rows x KC converted to F32 before transposing
+  AlignedBuffer<float> a;    // MC x KC block of op(A), 6-row micro-panels
+  AlignedBuffer<float> b;    // KC x NC block of op(B), 16-column micro-panels
+  AlignedBuffer<float> tmp;  // 16 weight rows x KC converted to F32 before transposing
 };
 
 PackBuffers& thread_buffers() {
@@ -308,7 +288,7 @@ struct BSource {
       const DTypeTraits* tr = dtype_traits(w->dtype);
       const uint64_t offset = static_cast<uint64_t>(k0 / tr->block_size) *
                               static_cast<uint64_t>(tr->type_size);
-      float* tmp = thread_buffers().tmp.get(k_nr * k_kc);
+      float* tmp = thread_buffers().tmp.get(static_cast<size_t>(k_nr * k_kc));
       for (int64_t r = 0; r < nr; ++r) {
         dequantize_row_fast(w->dtype, w->row(j0 + r) + offset, tmp + r * kc, kc);
       }
@@ -381,8 +361,8 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   // stays in L1, instead of streaming a KC x NC block out to L2/L3 and never reading it back.
   const bool keep_b = m_blocks > 1;
   const int64_t nc_max = std::min(k_nc, (n1 - n0 + k_nr - 1) / k_nr * k_nr);
-  float* ap = bufs.a.get(mc_step * k_kc + k_slack);
-  float* bp = bufs.b.get(k_kc * (keep_b ? nc_max : k_nr) + k_slack);
+  float* ap = bufs.a.get(static_cast<size_t>(mc_step * k_kc + k_slack));
+  float* bp = bufs.b.get(static_cast<size_t>(k_kc * (keep_b ? nc_max : k_nr) + k_slack));
   alignas(32) float edge[k_mr * k_nr];
 
   for (int64_t jc = n0; jc < n1; jc += k_nc) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
 #include "kernels/simd.h"
 
@@ -27,27 +28,6 @@ constexpr int64_t k_chunk_blocks = 32;
 // per K chunk, so they should stay in L2 beside the activation chunk.
 constexpr int64_t k_block_rows = 64;
 static_assert(k_block_rows % k_panel_rows == 0);
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-
-// A 64-byte-aligned byte buffer that only grows, so steady-state calls never allocate.
-class AlignedBytes {
- public:
-  uint8_t* get(size_t n) {
-    if (n > cap_) {
-      const size_t bytes = (n + 63) / 64 * 64;
-      p_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)));
-      cap_ = p_ ? n : 0;
-    }
-    return p_.get();
-  }
-
- private:
-  std::unique_ptr<uint8_t, FreeDeleter> p_;
-  size_t cap_ = 0;
-};
 
 Status check_weight(const TensorView& w) {
   if (!qgemm_supports(w.dtype)) {
@@ -144,7 +124,7 @@ void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, in
   const size_t ba = static_cast<size_t>(nb) * sizeof(ActBlockQ8_0);
   const size_t bw = static_cast<size_t>(w.row_bytes());
   const int64_t lc = corr ? nb : 0;
-  thread_local AlignedBytes panel_buf;
+  thread_local AlignedBuffer<uint8_t> panel_buf;
   const int64_t chunk = std::min(nb, k_chunk_blocks);
   uint8_t* buf = panel_buf.get(static_cast<size_t>(chunk) *
                                (k_panel_block_bytes + k_panel_rows * sizeof(float)));
@@ -201,7 +181,7 @@ Status run(const TensorView& w, const ActBlockQ8_0* a, int64_t T, float* y, Thre
   // Q8_0 needs no correction (the kernels never read corr for it).
   const int32_t* corr = nullptr;
   if (w.dtype == DType::Q4_0) {
-    thread_local AlignedBytes corr_buf;
+    thread_local AlignedBuffer<uint8_t> corr_buf;
     auto* c = reinterpret_cast<int32_t*>(corr_buf.get(static_cast<size_t>(T * nb) * 4));
     block_sums(a, T * nb, c);
     corr = c;
@@ -241,7 +221,7 @@ Status qgemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPoo
   const DotKernel* k = dot_kernel(DType::Q8_0, qgemm_has_simd());
   const int64_t nb = in / k_block;
   const size_t ba = static_cast<size_t>(nb) * sizeof(ActBlockQ8_0);
-  thread_local AlignedBytes act_buf;
+  thread_local AlignedBuffer<uint8_t> act_buf;
   uint8_t* act = act_buf.get(ba * static_cast<size_t>(T));
   auto quantize = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t)
