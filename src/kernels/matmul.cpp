@@ -179,10 +179,9 @@ void matmul_rows_f32(const TensorView& w, const float* x, int64_t T, float* y, T
   }
 }
 
-// Activations converted to the kernel's format: one grow-only buffer per calling thread, so a
-// forward pass allocates nothing once warm.
-// One buffer per activation format, so the weights of one matmul_many call that pair with
-// different formats (a Q4_K_M mix) each keep theirs.
+// Activations converted to the kernel's format into a grow-only buffer per calling thread and
+// activation format, so a forward pass allocates nothing once warm and the weights of one
+// matmul_many call that pair with different formats (a Q4_K_M mix) each keep theirs.
 const uint8_t* prepare_activations(const DotKernel& k, const float* x, int64_t T, int64_t in,
                                    size_t* row_bytes) {
   *row_bytes = act_row_bytes(k.atype, in);
