@@ -52,6 +52,10 @@ void swiglu_ref(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void exp_f32_ref(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t n_pos, int64_t head_dim, float scale, float* scores, float* out) {
   for (int64_t j = 0; j < n_pos; ++j) scores[j] = dot_f32_ref(q, k + j * stride, head_dim) * scale;
@@ -86,6 +90,85 @@ SLM_AVX2 static void axpy_avx2(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// exp(x) on 8 lanes: x = n·ln2 + r with |r| <= ln2/2 (ln2 split in two, the high part short
+// enough that n·ln2_hi is exact), exp(r) = 1 + r + r²·P(r) with Cephes' degree-5 P, and 2^n
+// applied as two powers of two (2^(n/2)·2^(n-n/2)) so the whole range down to the denormals
+// works. Max relative error ~1 ulp for normal results (1.2e-7 in tests/unit/test_ops.cpp);
+// x < -104 gives 0, x > 88.72 +inf, NaN stays NaN.
+SLM_AVX2 static inline __m256 exp256(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.7228391f), lo = _mm256_set1_ps(-104.0f);
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  // The clamp maps NaN to lo (max/min return their second operand then): put NaN back, and
+  // give the out-of-range ends their limits.
+  y = _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+SLM_AVX2 static void exp_avx2(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256(_mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+// silu(g)·u = g / (1 + exp(-g)) · u; exp(-g) = inf for g < -88.7 gives g / inf = -0, as the
+// reference does.
+SLM_AVX2 static void swiglu_avx2(float* g, const float* u, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(g + i);
+    const __m256 den = _mm256_add_ps(one, exp256(_mm256_xor_ps(v, sign)));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(v, den), _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+// max, then exp(x - max) and its sum in 8 float lanes (the reference sums in double: the
+// difference is a relative 1e-7-ish on the sum, so on every output).
+SLM_AVX2 static void softmax_avx2(float* x, int64_t n) {
+  int64_t i = 0;
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  float mx = _mm_cvtss_f32(m4);
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256 vs = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    _mm256_storeu_ps(x + i, e);
+    vs = _mm256_add_ps(vs, e);
+  }
+  float sum = hsum256(vs);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= 1.0f / sum;
+}
+
 // ---- dispatch -------------------------------------------------------------------------------
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -107,13 +190,28 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
 }
 
 void softmax(float* x, int64_t n) {
-  // exp dominates and the scalar loop vectorizes poorly without a SIMD exp; n is the context
-  // length here, small next to the matmuls, so the reference loop is used as is.
-  softmax_ref(x, n);
+  if (n <= 0) return;
+  if (ops_have_avx2()) {
+    softmax_avx2(x, n);
+  } else {
+    softmax_ref(x, n);
+  }
 }
 
 void swiglu(float* g, const float* u, int64_t n) {
-  swiglu_ref(g, u, n);
+  if (ops_have_avx2()) {
+    swiglu_avx2(g, u, n);
+  } else {
+    swiglu_ref(g, u, n);
+  }
+}
+
+void exp_f32(const float* x, float* y, int64_t n) {
+  if (ops_have_avx2()) {
+    exp_avx2(x, y, n);
+  } else {
+    exp_f32_ref(x, y, n);
+  }
 }
 
 void rope(float* x, int64_t head_dim, const float* cos_t, const float* sin_t, bool interleaved) {

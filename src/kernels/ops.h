@@ -29,6 +29,11 @@ void softmax_ref(float* x, int64_t n);
 void swiglu(float* g, const float* u, int64_t n);
 void swiglu_ref(float* g, const float* u, int64_t n);
 
+// y[i] = exp(x[i]) (y may alias x). The SIMD form is within a few ulp of std::exp for results
+// in the normal float range (denormal results lose precision; x < -104 gives 0).
+void exp_f32(const float* x, float* y, int64_t n);
+void exp_f32_ref(const float* x, float* y, int64_t n);
+
 // Rotates one head vector x (head_dim) by angles pos·freq[i], given cos/sin of those angles
 // (head_dim/2 each). interleaved: pairs (x[2i], x[2i+1]); otherwise halves (x[i], x[i+d/2]).
 void rope(float* x, int64_t head_dim, const float* cos_t, const float* sin_t, bool interleaved);
