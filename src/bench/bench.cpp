@@ -133,6 +133,7 @@ Expected<ModelBenchResult> run_model_bench(const Model& model, const ModelBenchO
       if (!std::isfinite(last)) return error("bench: generated logits are not finite");
       if (rep >= 0) r.gen_tok_s.push_back(static_cast<double>(o.n_gen) / sec);
     }
+    if (o.between_runs) SLM_TRY(o.between_runs());
   }
   r.prompt = spread_of(r.prompt_tok_s);
   r.gen = spread_of(r.gen_tok_s);

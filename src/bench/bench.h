@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/status.h"
@@ -17,6 +18,9 @@ struct ModelBenchOptions {
   int n_threads = 2;
   int repetitions = 5;  // timed runs, after one untimed warm-up run
   uint64_t seed = 42;   // token ids are drawn from this seed (fixed: runs are comparable)
+  // Called after the warm-up and after every timed run, outside the timed regions (slm bench
+  // samples the machine's limits there, so limits and runs share the same minutes).
+  std::function<Status()> between_runs;
 };
 
 // Bytes and operations one forward pass needs, counted from the model's tensors.

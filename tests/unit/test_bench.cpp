@@ -3,6 +3,7 @@
 // counts, the human table, and errors for bad arguments. No timing assertions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -140,18 +141,37 @@ TEST_F(BenchTest, JsonFieldsAndAccounting) {
   ASSERT_TRUE(m.contains("read_bandwidth_gbs"));
   EXPECT_GT(m["read_bandwidth_gbs"].get<double>(), 0);
   EXPECT_EQ(m["read_bandwidth_statistic"], "best pass");
-  EXPECT_EQ(m["read_bandwidth_passes_gbs"].size(), 2u);
+  // --bw-passes 2 per sample, a sample after the warm-up and after each of the 2 timed runs.
+  ASSERT_EQ(m["read_bandwidth_passes_gbs"].size(), 6u);
+  double best_pass = 0;
+  for (const json& v : m["read_bandwidth_passes_gbs"]) best_pass = std::max(best_pass, v.get<double>());
+  EXPECT_EQ(m["read_bandwidth_gbs"].get<double>(), best_pass);
   EXPECT_GE(m["read_bandwidth_gbs"].get<double>(), m["read_bandwidth_median_gbs"].get<double>());
+  EXPECT_GT(m["read_bandwidth_median_gbs"].get<double>(), 0);
   EXPECT_EQ(m["read_bandwidth_threads"], 1);
   ASSERT_TRUE(m.contains("gemm_peak_gflops"));
   const double peak = m["gemm_peak_gflops"].get<double>();
   EXPECT_GT(peak, 0);
+  ASSERT_EQ(m["gemm_samples_gflops"].size(), 3u);
+  double best_gemm = 0;
+  for (const json& v : m["gemm_samples_gflops"]) best_gemm = std::max(best_gemm, v.get<double>());
+  EXPECT_EQ(peak, best_gemm);
+  const double gemm_median = m["gemm_median_gflops"].get<double>();
+  EXPECT_GT(gemm_median, 0);
+  EXPECT_LE(gemm_median, peak);
   EXPECT_NEAR(j["prompt"]["fraction_of_gemm_peak"].get<double>(),
               j["prompt"]["gflops"].get<double>() / peak, 1e-9);
+  EXPECT_NEAR(j["prompt"]["fraction_of_gemm_median"].get<double>(),
+              j["prompt"]["gflops"].get<double>() / gemm_median, 1e-9);
   const double bound = m["read_bandwidth_gbs"].get<double>() * 1e9 / static_cast<double>(want_bytes);
   EXPECT_NEAR(j["gen"]["bandwidth_bound_tok_s"].get<double>(), bound, 1e-9 * bound);
   EXPECT_NEAR(j["gen"]["fraction_of_bound"].get<double>(),
               j["gen"]["tok_s"]["median"].get<double>() / bound, 1e-9);
+  const double median_bound =
+      m["read_bandwidth_median_gbs"].get<double>() * 1e9 / static_cast<double>(want_bytes);
+  EXPECT_NEAR(j["gen"]["bandwidth_bound_at_median_tok_s"].get<double>(), median_bound, 1e-9 * median_bound);
+  EXPECT_NEAR(j["gen"]["fraction_of_median_bound"].get<double>(),
+              j["gen"]["tok_s"]["median"].get<double>() / median_bound, 1e-9);
 }
 
 TEST_F(BenchTest, PromptOnlyAndNoLimits) {
@@ -199,6 +219,8 @@ TEST_F(BenchTest, BadArguments) {
       {join({m, "--no-limits -p -3"}), "-p"},
       {join({m, "--bw-mib 0"}), "--bw-mib"},
       {join({m, "--gemm-seconds -1"}), "--gemm-seconds"},
+      {join({m, "--bw-passes 0"}), "passes per sample 0"},
+      {join({m, "--bw-passes 65"}), "passes per sample 65"},
       {join({sh_quote(dir_->file("missing.gguf"))}), "missing.gguf"},
       {join({"--make-model nosuch", x}), "unknown preset 'nosuch'"},
       {join({"--make-model tiny --type Q9_9", x}), "unknown type 'Q9_9'"},

@@ -1,16 +1,15 @@
 // `slm bench`: prompt and generation speed of a model, with the machine's own limits (read
 // bandwidth, FP32 GEMM peak) measured in the same run; `--make-model` writes benchmark models.
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "bench/bench.h"
-#include "bench/membw.h"
+#include "bench/limit_probe.h"
 #include "bench/synth_model.h"
 #include "commands.h"
-#include "core/thread_pool.h"
-#include "kernels/gemm.h"
 #include "model/model.h"
 
 namespace slm::cli {
@@ -23,7 +22,7 @@ struct BenchCliOptions {
   ModelBenchOptions run;
   bool json = false;
   int64_t bw_mib = 512;
-  int bw_passes = 10;
+  int bw_passes = 4;
   double gemm_seconds = 1.0;
   bool no_limits = false;
   std::string make_model;  // preset name: MODEL is then the output path
@@ -103,6 +102,21 @@ int run_bench(const BenchCliOptions& o) {
   if (!(o.gemm_seconds >= 0 && o.gemm_seconds <= 600)) {
     return fail(error("--gemm-seconds must be in [0, 600]"));
   }
+  // The limits are sampled by a child process between the timed runs (after the warm-up and
+  // after each run), forked now, before this process starts any thread.
+  std::unique_ptr<LimitProbe> probe;
+  ModelBenchOptions run = o.run;
+  if (!o.no_limits) {
+    BandwidthOptions bo;
+    bo.n_threads = o.run.n_threads;
+    bo.buffer_bytes = static_cast<uint64_t>(o.bw_mib) << 20;
+    bo.passes = o.bw_passes;
+    auto p = LimitProbe::start(bo, o.run.n_threads);
+    if (!p.ok()) return fail(p.status());
+    probe = std::move(*p);
+    const double per_sample = o.gemm_seconds / static_cast<double>(std::max(1, o.run.repetitions) + 1);
+    run.between_runs = [&probe, per_sample] { return probe->sample(per_sample); };
+  }
   LoadOptions lo;
   lo.tokenizer_path = o.tokenizer;
   auto loaded = Model::load(o.model, lo);
@@ -110,31 +124,21 @@ int run_bench(const BenchCliOptions& o) {
   const Model& model = **loaded;
   const ModelConfig& cfg = model.config();
 
-  auto res = run_model_bench(model, o.run);
+  auto res = run_model_bench(model, run);
   if (!res.ok()) return fail(res.status());
-  // Peak memory is read before the limit measurements, whose buffers are not the model's.
   const uint64_t rss = peak_rss_bytes();
   const ModelCost cost = model_cost(model);
   const PromptFlops pf = prompt_flops(model, o.run.n_prompt);
   const uint64_t file_bytes = path_bytes(o.model);
 
-  bool have_bw = false;
-  BandwidthResult bw;
-  double gemm_gflops = 0;
-  if (!o.no_limits) {
-    BandwidthOptions bo;
-    bo.n_threads = o.run.n_threads;
-    bo.buffer_bytes = static_cast<uint64_t>(o.bw_mib) << 20;
-    bo.passes = o.bw_passes;
-    auto b = measure_read_bandwidth(bo);
-    if (!b.ok()) return fail(b.status());
-    bw = *b;
-    have_bw = true;
-    // The FP32 GEMM peak: slm's own sgemm on a 1024^3 problem with the same thread count,
-    // best run (the prompt path multiplies through the same micro-kernel).
-    ThreadPool pool(o.run.n_threads);
-    gemm_gflops = measure_sgemm_gflops(&pool, o.gemm_seconds);
-  }
+  // Both limits as the best and the median sample. The FP32 GEMM peak is slm's own sgemm on a
+  // 1024^3 problem with the same thread count (the prompt path multiplies through the same
+  // micro-kernel). The best figures are the limits; the medians, set against the runs' medians,
+  // show how much of a shortfall is the machine's other tenants (they move both the same way).
+  const bool have_bw = probe && !probe->bandwidth_passes().empty();
+  const Spread bw = have_bw ? spread_of(probe->bandwidth_passes()) : Spread{};
+  const Spread gemm = have_bw ? spread_of(probe->gemm_samples()) : Spread{};
+  const double gemm_gflops = gemm.max;
 
   const bool has_p = o.run.n_prompt > 0, has_g = o.run.n_gen > 0;
   // Prompt GFLOP/s at the median speed: flops of one prompt / (p / tok_s) seconds.
@@ -142,7 +146,9 @@ int run_bench(const BenchCliOptions& o) {
       has_p ? pf.total() * res->prompt.median / static_cast<double>(o.run.n_prompt) / 1e9 : 0.0;
   // The bandwidth bound: a generated token must stream bytes_per_gen_token from memory.
   const double bound_tok_s =
-      have_bw ? bw.best_gbs * 1e9 / static_cast<double>(cost.bytes_per_gen_token) : 0.0;
+      have_bw ? bw.max * 1e9 / static_cast<double>(cost.bytes_per_gen_token) : 0.0;
+  const double median_bound_tok_s =
+      have_bw ? bw.median * 1e9 / static_cast<double>(cost.bytes_per_gen_token) : 0.0;
 
   if (o.json) {
     nlohmann::ordered_json j;
@@ -168,7 +174,10 @@ int run_bench(const BenchCliOptions& o) {
           "2*layer matrix params*p + 2*output params (last token's logits only) + causal "
           "attention 4*n_layer*n_head*head_dim*p*(p+1)/2; norms/rope/softmax not counted";
       p["gflops"] = prompt_gflops;
-      if (have_bw && gemm_gflops > 0) p["fraction_of_gemm_peak"] = prompt_gflops / gemm_gflops;
+      if (have_bw && gemm_gflops > 0) {
+        p["fraction_of_gemm_peak"] = prompt_gflops / gemm_gflops;
+        p["fraction_of_gemm_median"] = prompt_gflops / gemm.median;
+      }
       j["prompt"] = p;
     }
     if (has_g) {
@@ -186,20 +195,28 @@ int run_bench(const BenchCliOptions& o) {
       if (have_bw) {
         g["bandwidth_bound_tok_s"] = bound_tok_s;
         g["fraction_of_bound"] = res->gen.median / bound_tok_s;
+        g["bandwidth_bound_at_median_tok_s"] = median_bound_tok_s;
+        g["fraction_of_median_bound"] = res->gen.median / median_bound_tok_s;
       }
       j["gen"] = g;
     }
     nlohmann::ordered_json m;
     if (have_bw) {
-      m["read_bandwidth_gbs"] = bw.best_gbs;
+      const BandwidthOptions& bo = probe->bandwidth_options();
+      m["read_bandwidth_gbs"] = bw.max;
       m["read_bandwidth_statistic"] = "best pass";
-      m["read_bandwidth_median_gbs"] = bw.median_gbs;
-      m["read_bandwidth_passes_gbs"] = bw.pass_gbs;
-      m["read_bandwidth_buffer_bytes"] = bw.buffer_bytes;
-      m["read_bandwidth_threads"] = bw.n_threads;
-      m["read_kernel"] = bw.avx2 ? "avx2" : "scalar";
+      m["read_bandwidth_median_gbs"] = bw.median;
+      m["read_bandwidth_passes_gbs"] = probe->bandwidth_passes();
+      m["read_bandwidth_sampling"] = "passes after the warm-up and after each timed run";
+      m["read_bandwidth_buffer_bytes"] = bo.buffer_bytes;
+      m["read_bandwidth_threads"] = bo.n_threads;
+      m["read_kernel"] = probe->avx2() ? "avx2" : "scalar";
       m["gemm_peak_gflops"] = gemm_gflops;
-      m["gemm_statistic"] = "best run of sgemm M=N=K=1024 (slm's kernel, same threads)";
+      m["gemm_median_gflops"] = gemm.median;
+      m["gemm_samples_gflops"] = probe->gemm_samples();
+      m["gemm_statistic"] =
+          "best of the samples (each the best sgemm M=N=K=1024 run of a short burst; slm's "
+          "kernel, same threads), one after the warm-up and after each timed run";
     }
     j["machine"] = m;
     j["peak_rss_bytes"] = rss;
@@ -214,20 +231,25 @@ int run_bench(const BenchCliOptions& o) {
   std::printf("run      %d threads, %d timed runs after 1 warm-up, fresh KV cache each run\n",
               o.run.n_threads, o.run.repetitions);
   if (have_bw) {
-    std::printf("machine  read bandwidth %.2f GB/s (best of %zu passes over %llu MiB, %d threads, %s; "
-                "median %.2f)\n",
-                bw.best_gbs, bw.pass_gbs.size(), (unsigned long long)(bw.buffer_bytes >> 20),
-                bw.n_threads, bw.avx2 ? "avx2" : "scalar", bw.median_gbs);
-    std::printf("machine  FP32 GEMM peak %.1f GFLOP/s (best sgemm 1024^3 run, %d threads)\n",
-                gemm_gflops, o.run.n_threads);
+    const BandwidthOptions& bo = probe->bandwidth_options();
+    std::printf("machine  read bandwidth %.2f GB/s best, %.2f median (%zu passes over %llu MiB "
+                "between the timed runs, %d threads, %s)\n",
+                bw.max, bw.median, probe->bandwidth_passes().size(),
+                (unsigned long long)(bo.buffer_bytes >> 20), bo.n_threads,
+                probe->avx2() ? "avx2" : "scalar");
+    std::printf("machine  FP32 GEMM peak %.1f GFLOP/s best, %.1f median (sgemm 1024^3 between "
+                "the timed runs, %d threads)\n",
+                gemm_gflops, gemm.median, o.run.n_threads);
   }
   std::printf("\n%-8s %12s %21s   %s\n", "test", "tok/s median", "min .. max (stddev)", "versus the limit");
   if (has_p) {
     std::printf("pp%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   ", (long long)o.run.n_prompt,
                 res->prompt.median, res->prompt.min, res->prompt.max, res->prompt.stddev);
     if (have_bw && gemm_gflops > 0) {
-      std::printf("%.1f%% of the GEMM peak: %.2f GFLOP/s (%.3g GFLOP per prompt)\n",
-                  100.0 * prompt_gflops / gemm_gflops, prompt_gflops, pf.total() / 1e9);
+      std::printf("%.1f%% of the GEMM peak (%.1f%% of its median): %.2f GFLOP/s (%.3g GFLOP "
+                  "per prompt)\n",
+                  100.0 * prompt_gflops / gemm_gflops, 100.0 * prompt_gflops / gemm.median,
+                  prompt_gflops, pf.total() / 1e9);
     } else {
       std::printf("%.2f GFLOP/s (%.3g GFLOP per prompt)\n", prompt_gflops, pf.total() / 1e9);
     }
@@ -236,8 +258,10 @@ int run_bench(const BenchCliOptions& o) {
     std::printf("tg%-6lld %12.2f %8.2f .. %-8.2f (%.2f)   ", (long long)o.run.n_gen, res->gen.median,
                 res->gen.min, res->gen.max, res->gen.stddev);
     if (have_bw) {
-      std::printf("%.1f%% of the bandwidth bound %.2f tok/s (%.1f MB per token)\n",
+      std::printf("%.1f%% of the bandwidth bound %.2f tok/s (%.1f%% of %.2f at the median "
+                  "bandwidth; %.1f MB per token)\n",
                   100.0 * res->gen.median / bound_tok_s, bound_tok_s,
+                  100.0 * res->gen.median / median_bound_tok_s, median_bound_tok_s,
                   static_cast<double>(cost.bytes_per_gen_token) / 1e6);
     } else {
       std::printf("%.1f MB per token\n", static_cast<double>(cost.bytes_per_gen_token) / 1e6);
@@ -270,9 +294,12 @@ void add_bench(CLI::App& app) {
   sub->add_flag("--json", o->json, "print one JSON object (for scripts)");
   sub->add_option("--bw-mib", o->bw_mib, "bandwidth test buffer, MiB (keep far above L3)")
       ->capture_default_str();
-  sub->add_option("--bw-passes", o->bw_passes, "bandwidth test passes (the best is the limit)")
+  sub->add_option("--bw-passes", o->bw_passes,
+                  "bandwidth passes per sample; a sample follows the warm-up and every timed "
+                  "run (the best pass is the limit)")
       ->capture_default_str();
-  sub->add_option("--gemm-seconds", o->gemm_seconds, "minimum time of the GEMM peak test")
+  sub->add_option("--gemm-seconds", o->gemm_seconds,
+                  "minimum time of the GEMM peak test, split over the samples")
       ->capture_default_str();
   sub->add_flag("--no-limits", o->no_limits, "skip measuring the machine's limits");
   sub->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin");
