@@ -51,6 +51,24 @@ TEST(KvCache, StoredRowsMatchTheReferenceQuantizers) {
   EXPECT_EQ(0, std::memcmp(f32.data(), x.data(), D * sizeof(float)));
 }
 
+// The F16C store rounds exactly like the scalar converter, over rounding ties, denormals,
+// overflow and infinities.
+TEST(KvCache, F16StoreMatchesScalarConverterOnEdgeValues) {
+  std::vector<float> x = randn(200, 4, 100.0f);
+  const float edge[] = {65504.0f, 65520.0f, 65519.0f, 1e6f, -1e6f, 6e-8f, 3e-8f, 2.98e-8f,
+                        6.1e-5f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, -0.0f,
+                        INFINITY, -INFINITY, 1e-10f, 5.96e-8f};
+  for (float e : edge) x.push_back(e);
+  for (int i = 0; i < 4000; ++i) x.push_back(std::ldexp(static_cast<float>(i % 97) + 0.5f, i % 40 - 30));
+  std::vector<uint8_t> got(x.size() * 2);
+  kv_store_row(DType::F16, x.data(), got.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint16_t h;
+    std::memcpy(&h, got.data() + 2 * i, 2);
+    EXPECT_EQ(h, fp32_to_fp16(x[i])) << "x = " << x[i];
+  }
+}
+
 TEST(KvCache, TypeChecks) {
   EXPECT_TRUE(check_kv_type(DType::F16, 8).ok());
   EXPECT_TRUE(check_kv_type(DType::F32, 8).ok());
@@ -62,7 +80,8 @@ TEST(KvCache, TypeChecks) {
 
 TEST(KvCache, SimdAttentionMatchesScalarOracle) {
   for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
-    for (int64_t D : {32, 64, 128}) {
+    for (int64_t D : {32, 40, 64, 80, 128, 36}) {
+      if (!kv_type_supported(t, D)) continue;
       for (int64_t n_pos : {1, 2, 7, 33, 300}) {
         const size_t row = kv_row_bytes(t, D);
         const size_t stride = row + 6;  // rows need not be packed or aligned
