@@ -101,7 +101,7 @@ Expected<ModelBenchResult> run_model_bench(const Model& model, const ModelBenchO
   ModelBenchResult r;
   r.n_ctx = o.n_prompt + o.n_gen;
   auto t_all = Clock::now();
-  Session session(model, r.n_ctx, o.n_threads);
+  Session session(model, r.n_ctx, o.n_threads, k_bench_kv_type);
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int64_t> pick(0, V - 1);
   std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));

@@ -6,11 +6,15 @@
 #include <functional>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/status.h"
 
 namespace slm {
 
 class Model;
+
+// The KV cache type of the benchmark sessions (the Session default).
+constexpr DType k_bench_kv_type = DType::F16;
 
 struct ModelBenchOptions {
   int64_t n_prompt = 128;  // tokens in the one prompt forward call (0: skip)

@@ -127,8 +127,9 @@ TEST_F(BenchTest, JsonFieldsAndAccounting) {
   const int64_t norms = L * 2 * E + E;
   const uint64_t want_bytes = static_cast<uint64_t>(4 * (L * layer_mats + V * E + norms + E));
   EXPECT_EQ(j["gen"]["bytes_per_token"].get<uint64_t>(), want_bytes);
-  // K and V rows (F32) of the positions attended, mean over the generated tokens p .. p+n-1.
-  EXPECT_DOUBLE_EQ(j["gen"]["kv_cache_bytes_per_token"].get<double>(), 2.0 * L * KV * 4 * (p + (n + 1) / 2.0));
+  // K and V rows (F16, 2 bytes a value) of the positions attended, mean over the generated
+  // tokens p .. p+n-1.
+  EXPECT_DOUBLE_EQ(j["gen"]["kv_cache_bytes_per_token"].get<double>(), 2.0 * L * KV * 2 * (p + (n + 1) / 2.0));
   // Prompt flops: 2 per weight per token for layer matrices, the output for the last token,
   // causal attention 4 * L * H * HD * p(p+1)/2.
   const double want_flops = 2.0 * L * layer_mats * p + 2.0 * V * E + 4.0 * L * H * HD * p * (p + 1) / 2;

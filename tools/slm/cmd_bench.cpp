@@ -187,11 +187,13 @@ int run_bench(const BenchCliOptions& o) {
       g["bytes_counted"] =
           "every layer matrix + output matrix + norms/biases + one token_embd row, as stored; "
           "KV cache reads not counted";
-      // Not in the bound, shown so its share can be judged: the session's F32 K and V rows
-      // read by attention, averaged over the generated tokens (positions p .. p + n - 1).
+      // Not in the bound, shown so its share can be judged: the session's K and V rows (F16,
+      // k_bench_kv_type) read by attention, averaged over the generated tokens (positions p ..
+      // p + n - 1).
       const double mean_pos = static_cast<double>(o.run.n_prompt) + 0.5 * static_cast<double>(o.run.n_gen + 1);
+      static_assert(k_bench_kv_type == DType::F16, "KV bytes below assume F16 rows");
       g["kv_cache_bytes_per_token"] = 2.0 * static_cast<double>(cfg.n_layer * cfg.n_head_kv * cfg.head_dim) *
-                                      sizeof(float) * mean_pos;
+                                      2.0 * mean_pos;
       if (have_bw) {
         g["bandwidth_bound_tok_s"] = bound_tok_s;
         g["fraction_of_bound"] = res->gen.median / bound_tok_s;
