@@ -2,7 +2,8 @@
 // short runs, best time reported (a run that got a quiet core shows what the code can do).
 // Built by hand:
 //   g++ -O2 -march=native -std=c++20 -Isrc bench/gemm_bench.cpp build-gemm/libslm.a -lpthread
-// Run: ./a.out [reps] [small|sgemm|matmul|int8]. "int8" compares, on the projection shapes of
+// Run: ./a.out [reps] [small|sgemm|matmul|int8|model]. "model": the projections of the three
+// benchmark models at T = 128 (F16, Q8_0, Q4_0; 2 threads). "int8" compares, on the projection shapes of
 // the benchmark models at T = 128, qgemm (Q8_0 / Q4_0) with sgemm on the same weight in F32.
 // "matmul" measures matmul_gemm, which sends Q8_0 / Q4_0 to qgemm unless SLM_QGEMM=0.
 #include <algorithm>
@@ -151,6 +152,41 @@ void bench_int8(ThreadPool* pool, DType dt, int64_t T, int64_t in, int64_t out, 
               mac / best_q, mac / best_s, best_s / best_q);
 }
 
+// One prompt's projections (T = 128) of each benchmark model through matmul_gemm: per shape,
+// and the model's total (time summed over its shapes, one of each per layer).
+void bench_model_shapes(ThreadPool* pool, DType dt, int reps) {
+  struct Shapes {
+    const char* name;
+    int64_t s[4][2];  // (in, out): wq (= wo), wk (= wv), w_gate (= w_up), w_down
+    int count[4];     // how many of that shape per layer
+  };
+  const Shapes models[] = {{"smollm2-135m", {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}}, {2, 2, 2, 1}},
+                           {"qwen2.5-0.5b", {{896, 896}, {896, 128}, {896, 4864}, {4864, 896}}, {2, 2, 2, 1}},
+                           {"llama3.2-1b", {{2048, 2048}, {2048, 512}, {2048, 8192}, {8192, 2048}}, {2, 2, 2, 1}}};
+  const int64_t T = 128;
+  for (const Shapes& m : models) {
+    double total_s = 0, total_b = 0, total_c = 0, total_f = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int64_t in = m.s[i][0], out = m.s[i][1];
+      QWeight w = make_qweight(dt, in, out);
+      auto x = randn(static_cast<size_t>(T * in), 4);
+      std::vector<float> y(static_cast<size_t>(T * out));
+      double best, med, cpu;
+      time_runs([&] { (void)matmul_gemm(w.view, x.data(), T, y.data(), pool); }, reps, &best, &med, &cpu);
+      const double fl = 2.0 * T * in * out * 1e-9;
+      std::printf("  %s %-4s in=%ld out=%ld: best %.1f median %.1f GFLOP/s\n", m.name, dtype_name(dt),
+                  (long)in, (long)out, fl / best, fl / med);
+      total_s += m.count[i] * med;
+      total_b += m.count[i] * best;
+      total_c += m.count[i] * cpu;
+      total_f += m.count[i] * fl;
+    }
+    std::printf("threads=%d %s %-4s T=128 projections: best %.1f median %.1f GFLOP/s, per CPU-second %.1f (flop-weighted)\n",
+                pool ? pool->n_threads() : 1, m.name, dtype_name(dt), total_f / total_b,
+                total_f / total_s, total_f / total_c);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +208,9 @@ int main(int argc, char** argv) {
       for (DType dt : {DType::F32, DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
         bench_matmul(pool, dt, 128, 2048, 8192, reps);
       }
+    }
+    if (only == "model") {
+      for (DType dt : {DType::F16, DType::Q8_0, DType::Q4_0}) bench_model_shapes(pool, dt, reps);
     }
     if (only.empty() || only == "int8") {
       // (in, out) of the SmolLM2-135M, Qwen2.5-0.5B and Llama-3.2-1B projections.

@@ -223,6 +223,55 @@ SLM_AVX2 void kernel_avx2(int64_t kc, const float* a, const float* b, float* c, 
   store_row(c + 5 * ldc, c50, c51, va, vb, read_c);
 }
 
+// The ragged M edge (a prompt of 128 tokens is 21 tiles of 6 rows and one of 2): MR < 6 rows
+// of C, computed and stored directly instead of a full 6-row tile into scratch, so the last
+// tile costs MR/6 of a full one.
+// Named accumulators, not an array: GCC 12 spills an __m256 array to the stack every k step.
+template <int MR>
+SLM_AVX2 void kernel_avx2_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                               float alpha, float beta) {
+  static_assert(MR >= 1 && MR < k_mr);
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    if constexpr (MR > 1) {
+      ai = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(ai, b0, c10);
+      c11 = _mm256_fmadd_ps(ai, b1, c11);
+    }
+    if constexpr (MR > 2) {
+      ai = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(ai, b0, c20);
+      c21 = _mm256_fmadd_ps(ai, b1, c21);
+    }
+    if constexpr (MR > 3) {
+      ai = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(ai, b0, c30);
+      c31 = _mm256_fmadd_ps(ai, b1, c31);
+    }
+    if constexpr (MR > 4) {
+      ai = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(ai, b0, c40);
+      c41 = _mm256_fmadd_ps(ai, b1, c41);
+    }
+    a += k_mr;  // the panel is 6 wide whatever MR is
+    b += k_nr;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+  store_row(c, c00, c01, va, vb, read_c);
+  if constexpr (MR > 1) store_row(c + ldc, c10, c11, va, vb, read_c);
+  if constexpr (MR > 2) store_row(c + 2 * ldc, c20, c21, va, vb, read_c);
+  if constexpr (MR > 3) store_row(c + 3 * ldc, c30, c31, va, vb, read_c);
+  if constexpr (MR > 4) store_row(c + 4 * ldc, c40, c41, va, vb, read_c);
+}
+
+using KernelFn = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float);
+
 // One instruction set's packing routines and micro-kernel.
 struct Isa {
   void (*pack_rows6)(const float*, int64_t, int64_t, int64_t, float*);
@@ -231,12 +280,20 @@ struct Isa {
   // Direct F16 / BF16 weight-row packers, or null to go through dequantize_row_fast.
   void (*pack_f16)(const uint16_t*, int64_t, int64_t, int64_t, float*);
   void (*pack_bf16)(const uint16_t*, int64_t, int64_t, int64_t, float*);
+  // kernel_rows[mr] computes only the first mr (1..5) rows of a full-width tile; null: the
+  // edge goes through a full tile into scratch.
+  KernelFn kernel_rows[k_mr];
 };
 
 constexpr Isa k_isa_scalar = {pack_rows_scalar<6>, pack_rows_scalar<16>, kernel_scalar, nullptr,
-                              nullptr};
-constexpr Isa k_isa_avx2 = {pack_rows_avx2<6>, pack_rows_avx2<16>, kernel_avx2,
-                            pack_half16<false>, pack_half16<true>};
+                              nullptr, {}};
+constexpr Isa k_isa_avx2 = {pack_rows_avx2<6>,
+                            pack_rows_avx2<16>,
+                            kernel_avx2,
+                            pack_half16<false>,
+                            pack_half16<true>,
+                            {nullptr, kernel_avx2_rows<1>, kernel_avx2_rows<2>,
+                             kernel_avx2_rows<3>, kernel_avx2_rows<4>, kernel_avx2_rows<5>}};
 
 const Isa& best_isa() {
   static const bool avx2 = cpu_has_avx2_fma();
@@ -336,8 +393,18 @@ class WeightPrefetch {
   int64_t lines_per_row_ = 1, lines_ = 0, next_ = 0, col_ = 0;
 };
 
+// K block length: KC, or for operands that can start a block anywhere (float matrices, 16-bit
+// weights) K split into equal blocks of at most KC, so K = 576 runs 3 x 192 rather than
+// 256 + 256 + 64 (a short block pays the C update and the loop overhead for little work).
+int64_t kc_for(int64_t K, bool any_start) {
+  if (!any_start || K <= k_kc) return k_kc;
+  const int64_t blocks = (K + k_kc - 1) / k_kc;
+  return std::min(k_kc, ((K + blocks - 1) / blocks + 7) / 8 * 8);
+}
+
 struct Problem {
   int64_t M, N, K;
+  int64_t kc_step;  // K block length (kc_for)
   float alpha, beta;
   ASource a;
   BSource b;
@@ -361,14 +428,15 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   // stays in L1, instead of streaming a KC x NC block out to L2/L3 and never reading it back.
   const bool keep_b = m_blocks > 1;
   const int64_t nc_max = std::min(k_nc, (n1 - n0 + k_nr - 1) / k_nr * k_nr);
-  float* ap = bufs.a.get(static_cast<size_t>(mc_step * k_kc + k_slack));
-  float* bp = bufs.b.get(static_cast<size_t>(k_kc * (keep_b ? nc_max : k_nr) + k_slack));
+  const int64_t kc_step = p.kc_step;
+  float* ap = bufs.a.get(static_cast<size_t>(mc_step * kc_step + k_slack));
+  float* bp = bufs.b.get(static_cast<size_t>(kc_step * (keep_b ? nc_max : k_nr) + k_slack));
   alignas(32) float edge[k_mr * k_nr];
 
   for (int64_t jc = n0; jc < n1; jc += k_nc) {
     const int64_t nc = std::min(k_nc, n1 - jc);
-    for (int64_t pc = 0; pc < p.K; pc += k_kc) {
-      const int64_t kc = std::min(k_kc, p.K - pc);
+    for (int64_t pc = 0; pc < p.K; pc += kc_step) {
+      const int64_t kc = std::min(kc_step, p.K - pc);
       // The first K block applies the caller's beta; later ones accumulate onto it.
       const float beta = pc == 0 ? p.beta : 1.0f;
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
@@ -385,9 +453,9 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
             // The next panel packed: the next 16 columns, else the first of the next K block.
             if (p.b.w && jr + k_nr < nc) {
               next = WeightPrefetch(*p.b.w, jc + jr + k_nr, std::min(k_nr, nc - jr - k_nr), pc, kc);
-            } else if (p.b.w && pc + k_kc < p.K) {
-              next = WeightPrefetch(*p.b.w, jc, std::min(k_nr, nc), pc + k_kc,
-                                    std::min(k_kc, p.K - pc - k_kc));
+            } else if (p.b.w && pc + kc_step < p.K) {
+              next = WeightPrefetch(*p.b.w, jc, std::min(k_nr, nc), pc + kc_step,
+                                    std::min(kc_step, p.K - pc - kc_step));
             }
           }
           const int64_t calls = (mc + k_mr - 1) / k_mr;
@@ -398,6 +466,10 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
             float* c = p.c + (ic + ir) * p.ldc + jc + jr;
             if (mr == k_mr && nr == k_nr) {
               isa.kernel(kc, ap + ir * kc, bpanel, c, p.ldc, p.alpha, beta);
+              continue;
+            }
+            if (nr == k_nr && isa.kernel_rows[mr]) {
+              isa.kernel_rows[mr](kc, ap + ir * kc, bpanel, c, p.ldc, p.alpha, beta);
               continue;
             }
             // Ragged edge: full tile into a scratch tile, then the valid part into C.
@@ -463,7 +535,8 @@ void sgemm_with(const Isa& isa, bool trans_a, bool trans_b, int64_t M, int64_t N
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  Problem p{M, N, K, alpha, beta, ASource{A, lda, trans_a}, BSource{}, C, ldc, &isa};
+  Problem p{M, N, K, kc_for(K, true), alpha, beta, ASource{A, lda, trans_a}, BSource{}, C, ldc,
+            &isa};
   p.b.b = B;
   p.b.ldb = ldb;
   p.b.trans = trans_b;
@@ -536,7 +609,9 @@ Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, Thr
     return Status();
   }
   if (use_qgemm(w.dtype)) return qgemm(w, x, T, y, pool);
-  Problem p{T, out, in, 1.0f, 0.0f, ASource{x, in, false}, BSource{}, y, out, &best_isa()};
+  const bool any_start = w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16;
+  Problem p{T, out, in, kc_for(in, any_start), 1.0f, 0.0f, ASource{x, in, false}, BSource{}, y,
+            out, &best_isa()};
   // F32 rows are read in place when float-aligned (safetensors data need not be).
   if (w.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
     p.b.b = static_cast<const float*>(w.data);
