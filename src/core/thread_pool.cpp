@@ -68,10 +68,14 @@ void ThreadPool::work_on_job(uint64_t gen, int tid) {
     const Task task = task_.load(std::memory_order_acquire);
     void* ctx = ctx_.load(std::memory_order_acquire);
     const int64_t n = n_.load(std::memory_order_acquire);
-    const int64_t chunk = chunk_.load(std::memory_order_acquire);
+    const int64_t min_chunk = chunk_.load(std::memory_order_acquire);
     const int64_t b = index_of(cur);
     if (b >= n) return;
-    const int64_t e = std::min(n, b + chunk);
+    // Guided: each claim takes a 1/(2N) share of what is left, so the first chunks are long
+    // (fewer jumps in each thread's weight stream) and the last ones short (a thread that ends
+    // its last chunk waits at most one short chunk for the others).
+    const int64_t share = (n - b + 2 * n_threads_ - 1) / (2 * n_threads_);
+    const int64_t e = std::min(n, b + std::max(min_chunk, share));
     if (!cursor_.compare_exchange_weak(cur, cur + static_cast<uint64_t>(e - b),
                                        std::memory_order_acquire, std::memory_order_acquire)) {
       continue;  // cur now holds the fresh cursor
@@ -114,8 +118,6 @@ void ThreadPool::run(int64_t n, int64_t min_chunk, Task task, void* ctx) {
     return;
   }
   std::lock_guard<std::mutex> caller(caller_mu_);
-  // About four chunks per thread: enough to even out load without much cursor traffic.
-  const int64_t chunk = std::max(min_chunk, (n + 4 * n_threads_ - 1) / (4 * n_threads_));
   bool wake = false;
   uint64_t gen = 0;
   {
@@ -131,7 +133,7 @@ void ThreadPool::run(int64_t n, int64_t min_chunk, Task task, void* ctx) {
     task_.store(task, std::memory_order_release);
     ctx_.store(ctx, std::memory_order_release);
     n_.store(n, std::memory_order_release);
-    chunk_.store(chunk, std::memory_order_release);
+    chunk_.store(min_chunk, std::memory_order_release);
     done_.store(0, std::memory_order_relaxed);
     gen = (closed + 1) & gen_mask;
     cursor_.store(gen << k_index_bits, std::memory_order_release);

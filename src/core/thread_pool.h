@@ -63,7 +63,7 @@ class ThreadPool {
   std::atomic<Task> task_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> n_{0};
-  std::atomic<int64_t> chunk_{1};
+  std::atomic<int64_t> chunk_{1};  // the job's min_chunk (claims are guided, see work_on_job)
   std::atomic<int64_t> done_{0};  // items finished in the current job
   std::atomic<bool> stop_{false};
 

@@ -2,7 +2,9 @@
 // among concurrent chunks, nested calls run serially, and the pool survives many small jobs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -55,6 +57,34 @@ TEST(ThreadPool, MinChunkRespected) {
       },
       100);
   EXPECT_FALSE(small.load());
+}
+
+TEST(ThreadPool, ChunksShrinkWithWhatIsLeft) {
+  // Guided claims: a chunk starting at b holds max(min_chunk, ceil((n - b) / (2 * threads)))
+  // items (or what is left), so the chunks, in index order, never grow.
+  constexpr int64_t n = 1000, min_chunk = 5;
+  constexpr int threads = 2;
+  ThreadPool pool(threads);
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  pool.parallel_for(
+      n,
+      [&](int64_t b, int64_t e) {
+        std::lock_guard<std::mutex> lk(mu);
+        chunks.emplace_back(b, e);
+      },
+      min_chunk);
+  std::sort(chunks.begin(), chunks.end());
+  ASSERT_FALSE(chunks.empty());
+  int64_t at = 0;
+  for (const auto& [b, e] : chunks) {
+    ASSERT_EQ(b, at);
+    const int64_t share = (n - b + 2 * threads - 1) / (2 * threads);
+    EXPECT_EQ(e - b, std::min(n - b, std::max(min_chunk, share))) << "chunk at " << b;
+    at = e;
+  }
+  EXPECT_EQ(at, n);
+  EXPECT_EQ(chunks.front().second, 250);  // a quarter of the job first
 }
 
 TEST(ThreadPool, NestedRunsSerially) {
