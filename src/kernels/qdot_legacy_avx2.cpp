@@ -449,58 +449,91 @@ inline float load1(const uint8_t* p, int64_t k) {
 }
 
 // Every (row, column) dot uses four accumulators over 32-element steps, whatever the number of
-// columns, so a token's result does not depend on the tokens beside it. Rows are walked one at
-// a time: decode then reads the weights as one sequential stream per thread, which the hardware
-// prefetcher follows at full bandwidth, where interleaving three rows (one accumulator each)
-// left it at ~60% (Zen 3, F16: 12-20 vs 27-30 GB/s on 2 threads) and was latency-bound in L2.
+// rows and columns in the call, so a token's result does not depend on the tokens beside it.
+// Rows are walked one at a time (or two at a time from far apart, below): interleaving adjacent
+// rows (three, one accumulator each) left the hardware prefetcher at ~60% (Zen 3, F16: 12-20 vs
+// 27-30 GB/s on 2 threads) and was latency-bound in L2.
 template <DType T>
 struct FloatRow {
-  template <int C>
-  SLM_AVX2 static void run(int64_t n, const uint8_t* w, const uint8_t* a, size_t ba, float* s,
-                           int64_t ls) {
+  // R rows (w[r], results to out[r] + c * ls) x C columns.
+  template <int R, int C>
+  SLM_AVX2 static void run(int64_t n, const uint8_t* const* w, const uint8_t* a, size_t ba,
+                           float* const* out, int64_t ls) {
     constexpr int64_t step_bytes = 32 * (T == DType::F32 ? 4 : 2);
     const float* x[C];
     for (int c = 0; c < C; ++c) x[c] = reinterpret_cast<const float*>(a + static_cast<size_t>(c) * ba);
-    __m256 acc[C][4];
-    for (int c = 0; c < C; ++c) {
-      for (int j = 0; j < 4; ++j) acc[c][j] = _mm256_setzero_ps();
+    __m256 acc[R][C][4];
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) {
+        for (int j = 0; j < 4; ++j) acc[r][c][j] = _mm256_setzero_ps();
+      }
     }
     int64_t k = 0;
     for (; k + 32 <= n; k += 32) {
-      for (int64_t off = 0; off < step_bytes; off += 64) prefetch_stream(w + k * (step_bytes / 32) + off);
+      for (int r = 0; r < R; ++r) {
+        for (int64_t off = 0; off < step_bytes; off += 64) prefetch_stream(w[r] + k * (step_bytes / 32) + off);
+      }
       for (int j = 0; j < 4; ++j) {
-        const __m256 wv = load8<T>(w, k + 8 * j);
-        for (int c = 0; c < C; ++c) {
-          acc[c][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[c] + k + 8 * j), acc[c][j]);
+        for (int r = 0; r < R; ++r) {
+          const __m256 wv = load8<T>(w[r], k + 8 * j);
+          for (int c = 0; c < C; ++c) {
+            acc[r][c][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[c] + k + 8 * j), acc[r][c][j]);
+          }
         }
       }
     }
     for (; k + 8 <= n; k += 8) {
-      const __m256 wv = load8<T>(w, k);
-      for (int c = 0; c < C; ++c) acc[c][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[c] + k), acc[c][0]);
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = load8<T>(w[r], k);
+        for (int c = 0; c < C; ++c) acc[r][c][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[c] + k), acc[r][c][0]);
+      }
     }
-    for (int c = 0; c < C; ++c) {
-      float tail = 0;
-      for (int64_t j = k; j < n; ++j) tail += load1<T>(w, j) * x[c][j];
-      const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[c][0], acc[c][1]),
-                                       _mm256_add_ps(acc[c][2], acc[c][3]));
-      s[c * ls] = hsum256(sum) + tail;
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) {
+        float tail = 0;
+        for (int64_t j = k; j < n; ++j) tail += load1<T>(w[r], j) * x[c][j];
+        const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[r][c][0], acc[r][c][1]),
+                                         _mm256_add_ps(acc[r][c][2], acc[r][c][3]));
+        out[r][c * ls] = hsum256(sum) + tail;
+      }
     }
   }
 };
 
+// Decode (one column) pairs row i with row h + i, h = half the range: two sequential streams
+// far apart per thread keep more DRAM reads in flight than one (Zen 3, F16, one thread: 19 ->
+// 24 GB/s; the same holds for a plain read loop, 21 -> 24-28 GB/s with 2-4 streams).
 template <DType T>
 SLM_AVX2 void float_rows(int64_t n, const void* w, size_t bw, int nr, const void* a, size_t ba,
                          int nc, float* s, int64_t ls) {
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* ab = static_cast<const uint8_t*>(a);
+  auto row = [&](int r) { return wb + static_cast<size_t>(r) * bw; };
+  if (nc == 1) {
+    const int h = (nr + 1) / 2;
+    for (int i = 0; i < nr - h; ++i) {
+      const uint8_t* wr[2] = {row(i), row(h + i)};
+      float* out[2] = {s + i, s + h + i};
+      FloatRow<T>::template run<2, 1>(n, wr, ab, ba, out, ls);
+    }
+    if (nr - h < h) {  // odd count: the middle row alone
+      const uint8_t* wr[1] = {row(h - 1)};
+      float* out[1] = {s + h - 1};
+      FloatRow<T>::template run<1, 1>(n, wr, ab, ba, out, ls);
+    }
+    return;
+  }
   for (int r = 0; r < nr; ++r) {
-    const uint8_t* wr = wb + static_cast<size_t>(r) * bw;
+    const uint8_t* wr[1] = {row(r)};
     int c = 0;
     for (; c + 2 <= nc; c += 2) {
-      FloatRow<T>::template run<2>(n, wr, ab + static_cast<size_t>(c) * ba, ba, s + c * ls + r, ls);
+      float* out[1] = {s + c * ls + r};
+      FloatRow<T>::template run<1, 2>(n, wr, ab + static_cast<size_t>(c) * ba, ba, out, ls);
     }
-    if (c < nc) FloatRow<T>::template run<1>(n, wr, ab + static_cast<size_t>(c) * ba, ba, s + c * ls + r, ls);
+    if (c < nc) {
+      float* out[1] = {s + c * ls + r};
+      FloatRow<T>::template run<1, 1>(n, wr, ab + static_cast<size_t>(c) * ba, ba, out, ls);
+    }
   }
 }
 
