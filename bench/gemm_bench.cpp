@@ -152,38 +152,52 @@ void bench_int8(ThreadPool* pool, DType dt, int64_t T, int64_t in, int64_t out, 
               mac / best_q, mac / best_s, best_s / best_q);
 }
 
-// One prompt's projections (T = 128) of each benchmark model through matmul_gemm: per shape,
-// and the model's total (time summed over its shapes, one of each per layer).
+// One layer's projections at T = 128 of each benchmark model, called as the forward pass calls
+// them: q/k/v together, o, gate/up together, down (with -DGB_NO_MANY, for a build without
+// matmul_gemm_many, one matmul_gemm per weight).
+Status gemm_group(const TensorView* const* ws, float* const* ys, int n, const float* x, int64_t T,
+                  ThreadPool* pool) {
+#ifdef GB_NO_MANY
+  for (int i = 0; i < n; ++i) SLM_TRY(matmul_gemm(*ws[i], x, T, ys[i], pool));
+  return Status();
+#else
+  return matmul_gemm_many(ws, ys, n, x, T, pool);
+#endif
+}
+
 void bench_model_shapes(ThreadPool* pool, DType dt, int reps) {
   struct Shapes {
     const char* name;
-    int64_t s[4][2];  // (in, out): wq (= wo), wk (= wv), w_gate (= w_up), w_down
-    int count[4];     // how many of that shape per layer
+    int64_t E, q, kv, ff;
   };
-  const Shapes models[] = {{"smollm2-135m", {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}}, {2, 2, 2, 1}},
-                           {"qwen2.5-0.5b", {{896, 896}, {896, 128}, {896, 4864}, {4864, 896}}, {2, 2, 2, 1}},
-                           {"llama3.2-1b", {{2048, 2048}, {2048, 512}, {2048, 8192}, {8192, 2048}}, {2, 2, 2, 1}}};
+  const Shapes models[] = {{"smollm2-135m", 576, 576, 192, 1536},
+                           {"qwen2.5-0.5b", 896, 896, 128, 4864},
+                           {"llama3.2-1b", 2048, 2048, 512, 8192}};
   const int64_t T = 128;
   for (const Shapes& m : models) {
-    double total_s = 0, total_b = 0, total_c = 0, total_f = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int64_t in = m.s[i][0], out = m.s[i][1];
-      QWeight w = make_qweight(dt, in, out);
-      auto x = randn(static_cast<size_t>(T * in), 4);
-      std::vector<float> y(static_cast<size_t>(T * out));
-      double best, med, cpu;
-      time_runs([&] { (void)matmul_gemm(w.view, x.data(), T, y.data(), pool); }, reps, &best, &med, &cpu);
-      const double fl = 2.0 * T * in * out * 1e-9;
-      std::printf("  %s %-4s in=%ld out=%ld: best %.1f median %.1f GFLOP/s\n", m.name, dtype_name(dt),
-                  (long)in, (long)out, fl / best, fl / med);
-      total_s += m.count[i] * med;
-      total_b += m.count[i] * best;
-      total_c += m.count[i] * cpu;
-      total_f += m.count[i] * fl;
-    }
-    std::printf("threads=%d %s %-4s T=128 projections: best %.1f median %.1f GFLOP/s, per CPU-second %.1f (flop-weighted)\n",
-                pool ? pool->n_threads() : 1, m.name, dtype_name(dt), total_f / total_b,
-                total_f / total_s, total_f / total_c);
+    QWeight wq = make_qweight(dt, m.E, m.q), wk = make_qweight(dt, m.E, m.kv),
+            wv = make_qweight(dt, m.E, m.kv), wo = make_qweight(dt, m.q, m.E),
+            wg = make_qweight(dt, m.E, m.ff), wu = make_qweight(dt, m.E, m.ff),
+            wd = make_qweight(dt, m.ff, m.E);
+    auto x = randn(static_cast<size_t>(T * std::max(m.ff, m.q)), 4);
+    std::vector<float> q(T * m.q), k(T * m.kv), v(T * m.kv), o(T * m.E), g(T * m.ff), u(T * m.ff);
+    const TensorView* qkv[] = {&wq.view, &wk.view, &wv.view};
+    float* qkv_y[] = {q.data(), k.data(), v.data()};
+    const TensorView* gu[] = {&wg.view, &wu.view};
+    float* gu_y[] = {g.data(), u.data()};
+    double best, med, cpu;
+    time_runs(
+        [&] {
+          (void)gemm_group(qkv, qkv_y, 3, x.data(), T, pool);
+          (void)matmul_gemm(wo.view, x.data(), T, o.data(), pool);
+          (void)gemm_group(gu, gu_y, 2, x.data(), T, pool);
+          (void)matmul_gemm(wd.view, x.data(), T, o.data(), pool);
+        },
+        reps, &best, &med, &cpu);
+    const double fl = 2.0 * T * (2 * m.E * m.q + 2 * m.E * m.kv + 3 * m.E * m.ff) * 1e-9;
+    std::printf("threads=%d %s %-4s T=128 layer projections: best %.1f median %.1f GFLOP/s, per CPU-second %.1f\n",
+                pool ? pool->n_threads() : 1, m.name, dtype_name(dt), fl / best, fl / med,
+                fl / cpu);
   }
 }
 

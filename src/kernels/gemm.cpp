@@ -411,7 +411,25 @@ struct Problem {
   float* c;
   int64_t ldc;
   const Isa* isa;
+  // op(A) packed once for every job (pack_shared_a), or null: each run_block packs its own.
+  const float* a_shared = nullptr;
 };
+
+// Shared packed A: K blocks of kc_step; in each, ceil(M / 6) panels of kc x 6 floats with
+// k_panel_gap spare floats after each (the AVX2 packer's last store spills 2 floats past a
+// panel, and neighbouring panels are packed by different threads).
+constexpr int64_t k_panel_gap = 16;
+
+int64_t shared_a_floats(int64_t M, int64_t K, int64_t kc_step) {
+  const int64_t panels = (M + k_mr - 1) / k_mr, blocks = (K + kc_step - 1) / kc_step;
+  return panels * (K * k_mr + blocks * k_panel_gap);
+}
+
+// Offset of panel i of the K block starting at pc (length kc) in the shared layout.
+int64_t shared_a_offset(const Problem& p, int64_t pc, int64_t kc, int64_t i) {
+  const int64_t panels = (p.M + k_mr - 1) / k_mr;
+  return panels * (pc * k_mr + pc / p.kc_step * k_panel_gap) + i * (kc * k_mr + k_panel_gap);
+}
 
 // ---- the blocked loops -----------------------------------------------------------------------
 
@@ -441,8 +459,16 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       const float beta = pc == 0 ? p.beta : 1.0f;
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
-        for (int64_t ir = 0; ir < mc; ir += k_mr) {
-          p.a.pack(isa, ic + ir, std::min(k_mr, mc - ir), pc, kc, ap + ir * kc);
+        // A micro-panel for rows ic + ir is at a_blk + (ir / 6) * a_stride.
+        const float* a_blk = ap;
+        int64_t a_stride = kc * k_mr;
+        if (p.a_shared) {
+          a_blk = p.a_shared + shared_a_offset(p, pc, kc, ic / k_mr);
+          a_stride += k_panel_gap;
+        } else {
+          for (int64_t ir = 0; ir < mc; ir += k_mr) {
+            p.a.pack(isa, ic + ir, std::min(k_mr, mc - ir), pc, kc, ap + ir * kc);
+          }
         }
         for (int64_t jr = 0; jr < nc; jr += k_nr) {
           const int64_t nr = std::min(k_nr, nc - jr);
@@ -463,17 +489,18 @@ void run_block(const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
           for (int64_t ir = 0; ir < mc; ir += k_mr) {
             next.request(per_call);
             const int64_t mr = std::min(k_mr, mc - ir);
+            const float* a = a_blk + ir / k_mr * a_stride;
             float* c = p.c + (ic + ir) * p.ldc + jc + jr;
             if (mr == k_mr && nr == k_nr) {
-              isa.kernel(kc, ap + ir * kc, bpanel, c, p.ldc, p.alpha, beta);
+              isa.kernel(kc, a, bpanel, c, p.ldc, p.alpha, beta);
               continue;
             }
             if (nr == k_nr && isa.kernel_rows[mr]) {
-              isa.kernel_rows[mr](kc, ap + ir * kc, bpanel, c, p.ldc, p.alpha, beta);
+              isa.kernel_rows[mr](kc, a, bpanel, c, p.ldc, p.alpha, beta);
               continue;
             }
             // Ragged edge: full tile into a scratch tile, then the valid part into C.
-            isa.kernel(kc, ap + ir * kc, bpanel, edge, k_nr, p.alpha, 0.0f);
+            isa.kernel(kc, a, bpanel, edge, k_nr, p.alpha, 0.0f);
             for (int64_t i = 0; i < mr; ++i) {
               for (int64_t j = 0; j < nr; ++j) {
                 float& dst = c[i * p.ldc + j];
@@ -513,6 +540,64 @@ void run_problem(const Problem& p, ThreadPool* pool, bool split_n_only) {
             run_block(p, 0, p.M, lo, hi);
           } else {
             run_block(p, lo, hi, 0, p.N);
+          }
+        }
+      },
+      1);
+}
+
+// Several problems with the same op(A) (weights sharing the input x): A is packed once, by
+// all threads, into the shared layout; then one pool job covers the columns of every problem
+// in 16-column units, so q/k/v (or gate/up) pay one hand-off and small matrices share jobs
+// with big ones. Jobs no longer pack A, so there can be more of them: 4 per thread let the
+// threads even out when another process delays one.
+void run_many(Problem* ps, int count, ThreadPool* pool) {
+  const int nt = pool ? pool->n_threads() : 1;
+  double flops = 0;
+  for (int i = 0; i < count; ++i) {
+    flops += 2.0 * static_cast<double>(ps[i].M) * static_cast<double>(ps[i].N) *
+             static_cast<double>(ps[i].K);
+  }
+  const Problem& p0 = ps[0];
+  thread_local AlignedBuffer<float> shared_buf;
+  float* shared = nt > 1 && flops >= k_min_parallel_flops
+                      ? shared_buf.get(static_cast<size_t>(
+                            shared_a_floats(p0.M, p0.K, p0.kc_step) + k_slack))
+                      : nullptr;
+  if (!shared) {  // one thread, a small problem, or no memory for the shared copy
+    for (int i = 0; i < count; ++i) run_problem(ps[i], pool, true);
+    return;
+  }
+  const int64_t panels = (p0.M + k_mr - 1) / k_mr, blocks = (p0.K + p0.kc_step - 1) / p0.kc_step;
+  for (int i = 0; i < count; ++i) ps[i].a_shared = shared;
+  pool->parallel_for(
+      panels * blocks,
+      [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t pc = t / panels * p0.kc_step, i = t % panels;
+          const int64_t kc = std::min(p0.kc_step, p0.K - pc);
+          p0.a.pack(*p0.isa, i * k_mr, std::min(k_mr, p0.M - i * k_mr), pc, kc,
+                    shared + shared_a_offset(p0, pc, kc, i));
+        }
+      },
+      4);
+  constexpr int k_max = 8;
+  int64_t first_unit[k_max + 1] = {0};
+  for (int i = 0; i < count; ++i) first_unit[i + 1] = first_unit[i] + (ps[i].N + k_nr - 1) / k_nr;
+  const int64_t units = first_unit[count];
+  const int64_t want = std::min<int64_t>(units, 4 * static_cast<int64_t>(nt));
+  const int64_t per = (units + want - 1) / want;
+  pool->parallel_for(
+      (units + per - 1) / per,
+      [&](int64_t jb, int64_t je) {
+        for (int64_t j = jb; j < je; ++j) {
+          const int64_t ub = j * per, ue = std::min(units, ub + per);
+          for (int i = 0; i < count; ++i) {
+            const int64_t b = std::max(ub, first_unit[i]), e = std::min(ue, first_unit[i + 1]);
+            if (b < e) {
+              run_block(ps[i], 0, ps[i].M, (b - first_unit[i]) * k_nr,
+                        std::min(ps[i].N, (e - first_unit[i]) * k_nr));
+            }
           }
         }
       },
@@ -586,7 +671,9 @@ void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   }
 }
 
-Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
+namespace {
+
+Status check_gemm_weight(const TensorView& w) {
   if (!matmul_supports(w.dtype)) {
     return error("matmul_gemm: tensor '%s' has unsupported dtype %s", w.name.c_str(),
                  dtype_name(w.dtype));
@@ -603,12 +690,12 @@ Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, Thr
                  w.name.c_str(), dtype_name(w.dtype), w.shape_string().c_str(),
                  dtype_name(w.dtype));
   }
-  if (T <= 0 || out == 0) return Status();
-  if (in == 0) {
-    std::fill(y, y + T * out, 0.0f);
-    return Status();
-  }
-  if (use_qgemm(w.dtype)) return qgemm(w, x, T, y, pool);
+  return Status();
+}
+
+// The FP32-path problem y = x · wᵀ (w checked, T, in, out > 0).
+Problem weight_problem(const TensorView& w, const float* x, int64_t T, float* y) {
+  const int64_t in = w.ne[0], out = w.ne[1];
   const bool any_start = w.dtype == DType::F32 || w.dtype == DType::F16 || w.dtype == DType::BF16;
   Problem p{T, out, in, kc_for(in, any_start), 1.0f, 0.0f, ASource{x, in, false}, BSource{}, y,
             out, &best_isa()};
@@ -620,7 +707,51 @@ Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, Thr
   } else {
     p.b.w = &w;
   }
-  run_problem(p, pool, true);
+  return p;
+}
+
+}  // namespace
+
+Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
+  const TensorView* ws[] = {&w};
+  float* ys[] = {y};
+  return matmul_gemm_many(ws, ys, 1, x, T, pool);
+}
+
+Status matmul_gemm_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                        int64_t T, ThreadPool* pool) {
+  for (int i = 0; i < count; ++i) {
+    SLM_TRY(check_gemm_weight(*ws[i]));
+    if (ws[i]->ne[0] != ws[0]->ne[0]) {
+      return error("matmul_gemm_many: tensor '%s' has rows of %lld, '%s' of %lld (they share x)",
+                   ws[i]->name.c_str(), (long long)ws[i]->ne[0], ws[0]->name.c_str(),
+                   (long long)ws[0]->ne[0]);
+    }
+  }
+  const int64_t in = count > 0 ? ws[0]->ne[0] : 0;
+  if (T <= 0) return Status();
+  // Integer-GEMM weights together, the rest through the FP32 path sharing one packed x.
+  constexpr int k_max = 8;
+  const TensorView* qw[k_max];
+  float* qy[k_max];
+  Problem ps[k_max];
+  for (int i0 = 0; i0 < count; i0 += k_max) {
+    int nq = 0, nf = 0;
+    for (int i = i0; i < std::min(count, i0 + k_max); ++i) {
+      const TensorView& w = *ws[i];
+      if (w.ne[1] == 0) continue;
+      if (in == 0) {
+        std::fill(ys[i], ys[i] + T * w.ne[1], 0.0f);
+      } else if (use_qgemm(w.dtype)) {
+        qw[nq] = &w;
+        qy[nq++] = ys[i];
+      } else {
+        ps[nf++] = weight_problem(w, x, T, ys[i]);
+      }
+    }
+    if (nq > 0) SLM_TRY(qgemm_many(qw, qy, nq, x, T, pool));
+    if (nf > 0) run_many(ps, nf, pool);
+  }
   return Status();
 }
 

@@ -43,6 +43,14 @@ void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 // Errors: unsupported dtype, a weight that is not 2-D, or ne[0] not a multiple of the block size.
 Status matmul_gemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);
 
+// ys[i] = x · ws[i]ᵀ for weights sharing the input x (q/k/v, gate/up; any count, any mix of
+// dtypes): x is packed once (or, for the int8 GEMM, quantized once) for all of them and one
+// thread-pool job covers every weight's output columns, instead of one call and hand-off per
+// weight. Each result is what matmul_gemm computes for that weight alone (the same operations
+// on each output). Errors: those of matmul_gemm, or weights with different ne[0].
+Status matmul_gemm_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                        int64_t T, ThreadPool* pool);
+
 // This machine's FP32 GEMM speed in GFLOP/s: sgemm on M = N = K = 1024 with pool's threads
 // (one thread if pool is null), best of repeated runs lasting at least min_seconds in total.
 double measure_sgemm_gflops(ThreadPool* pool, double min_seconds = 0.5);

@@ -215,14 +215,33 @@ Status qgemm_quantized(const TensorView& w, const ActBlockQ8_0* a, int64_t T, fl
 }
 
 Status qgemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool) {
-  SLM_TRY(check_weight(w));
-  const int64_t in = w.ne[0];
-  if (T <= 0 || in == 0) return run(w, nullptr, T, y, pool, true);
+  const TensorView* ws[] = {&w};
+  float* ys[] = {y};
+  return qgemm_many(ws, ys, 1, x, T, pool);
+}
+
+Status qgemm_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                  int64_t T, ThreadPool* pool) {
+  for (int i = 0; i < count; ++i) {
+    SLM_TRY(check_weight(*ws[i]));
+    if (ws[i]->ne[0] != ws[0]->ne[0]) {
+      return error("qgemm: tensor '%s' has rows of %lld, '%s' of %lld (they share x)",
+                   ws[i]->name.c_str(), (long long)ws[i]->ne[0], ws[0]->name.c_str(),
+                   (long long)ws[0]->ne[0]);
+    }
+  }
+  if (count <= 0) return Status();
+  const int64_t in = ws[0]->ne[0];
+  if (T <= 0 || in == 0) {
+    for (int i = 0; i < count; ++i) SLM_TRY(run(*ws[i], nullptr, T, ys[i], pool, true));
+    return Status();
+  }
   const DotKernel* k = dot_kernel(DType::Q8_0, qgemm_has_simd());
   const int64_t nb = in / k_block;
   const size_t ba = static_cast<size_t>(nb) * sizeof(ActBlockQ8_0);
   thread_local AlignedBuffer<uint8_t> act_buf;
   uint8_t* act = act_buf.get(ba * static_cast<size_t>(T));
+  if (!act) return error("qgemm: out of memory for %lld quantized activation rows", (long long)T);
   auto quantize = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t)
       k->quantize_act(x + t * in, act + static_cast<size_t>(t) * ba, in);
@@ -233,7 +252,44 @@ Status qgemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPoo
   } else {
     quantize(0, T);
   }
-  return run(w, reinterpret_cast<const ActBlockQ8_0*>(act), T, y, pool, true);
+  const auto* a = reinterpret_cast<const ActBlockQ8_0*>(act);
+  if (count == 1 || !qgemm_has_simd()) {
+    for (int i = 0; i < count; ++i) SLM_TRY(run(*ws[i], a, T, ys[i], pool, true));
+    return Status();
+  }
+  // One pool job over the panels of every weight (q/k/v: one hand-off, not three; the small
+  // k/v panels fill in beside q's).
+  const int32_t* corr = nullptr;
+  for (int i = 0; i < count && !corr; ++i) {
+    if (ws[i]->dtype == DType::Q4_0) {
+      thread_local AlignedBuffer<uint8_t> corr_buf;
+      auto* c = reinterpret_cast<int32_t*>(corr_buf.get(static_cast<size_t>(T * nb) * 4));
+      if (!c) return error("qgemm: out of memory for %lld activation block sums", (long long)T);
+      block_sums(a, T * nb, c);
+      corr = c;
+    }
+  }
+  constexpr int k_max = 8;
+  if (count > k_max) {
+    for (int i = 0; i < count; ++i) SLM_TRY(run(*ws[i], a, T, ys[i], pool, true));
+    return Status();
+  }
+  int64_t first[k_max + 1] = {0};
+  for (int i = 0; i < count; ++i) first[i + 1] = first[i] + (ws[i]->ne[1] + k_panel_rows - 1) / k_panel_rows;
+  auto body = [&](int64_t b, int64_t e) {
+    for (int i = 0; i < count; ++i) {
+      const int64_t pb = std::max(b, first[i]), pe = std::min(e, first[i + 1]);
+      if (pb >= pe) continue;
+      run_panels(*ws[i], act, ws[i]->dtype == DType::Q4_0 ? corr : nullptr, T, ys[i],
+                 pb - first[i], pe - first[i]);
+    }
+  };
+  if (pool) {
+    pool->parallel_for(first[count], body, 1);
+  } else {
+    body(0, first[count]);
+  }
+  return Status();
 }
 
 }  // namespace slm

@@ -30,6 +30,12 @@ bool qgemm_has_simd();
 // whose byte size does not match the dtype.
 Status qgemm(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool);
 
+// qgemm for several weights sharing x (q/k/v, gate/up): x quantized once, one thread-pool job
+// over the panels of all of them. Each ys[i] is bit-identical to qgemm on ws[i] alone.
+// Errors: those of qgemm, or weights with different ne[0].
+Status qgemm_many(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                  int64_t T, ThreadPool* pool);
+
 // The same on activations that are already quantized: a holds T rows of ne[0] / 32 blocks,
 // with every quant in [-127, 127] (what the quantizer produces; -128 would overflow the sign
 // trick of the Q8_0 kernel). simd = false runs the scalar reference, which reads the GGUF

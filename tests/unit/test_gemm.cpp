@@ -260,6 +260,51 @@ TEST(MatmulGemm, HalfWeightsRaggedAndMisaligned) {
   }
 }
 
+// Several weights sharing x (x packed or quantized once, one pool job over all outputs): each
+// result equals matmul_gemm on that weight alone bit for bit, and the reference within k_tol.
+TEST(MatmulGemm, ManyWeightsMatchSingleCalls) {
+  ThreadPool pool(2);
+  const int64_t in = 320;
+  std::vector<Weight> ws;
+  ws.push_back(make_weight(DType::F16, in, 200, 700));
+  ws.push_back(make_weight(DType::Q8_0, in, 64, 701));
+  ws.push_back(make_weight(DType::F16, in, 37, 702));
+  ws.push_back(make_weight(DType::Q4_0, in, 90, 703));
+  ws.push_back(make_weight(DType::F32, in, 19, 704));
+  ws.push_back(make_weight(DType::Q4_0, in, 33, 705));
+  for (int64_t T : {1, 7, 64, 130}) {
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      auto x = randn(static_cast<size_t>(T * in), 710 + static_cast<uint32_t>(T));
+      std::vector<std::vector<float>> many(ws.size()), one(ws.size());
+      const TensorView* views[8];
+      float* ys[8];
+      for (size_t i = 0; i < ws.size(); ++i) {
+        many[i].assign(static_cast<size_t>(T * ws[i].view.ne[1]), std::nanf(""));
+        one[i].assign(many[i].size(), 0.0f);
+        views[i] = &ws[i].view;
+        ys[i] = many[i].data();
+      }
+      ASSERT_TRUE(matmul_gemm_many(views, ys, static_cast<int>(ws.size()), x.data(), T, tp).ok());
+      for (size_t i = 0; i < ws.size(); ++i) {
+        ASSERT_TRUE(matmul_gemm(ws[i].view, x.data(), T, one[i].data(), tp).ok());
+        EXPECT_EQ(0, std::memcmp(many[i].data(), one[i].data(), many[i].size() * sizeof(float)))
+            << ws[i].view.name << " T=" << T;
+        std::vector<float> r(many[i].size());
+        ASSERT_TRUE(matmul_ref(ws[i].view, x.data(), T, r.data()).ok());
+        const double tol = qgemm_supports(ws[i].view.dtype) && qgemm_has_simd() ? 1e-4 : k_tol;
+        EXPECT_LT(nmse(many[i].data(), r.data(), r.size()), tol) << ws[i].view.name << " T=" << T;
+      }
+    }
+  }
+  // Weights that do not share a row length are refused.
+  Weight other = make_weight(DType::F16, 64, 8, 720);
+  const TensorView* bad[] = {&ws[0].view, &other.view};
+  float y0[8], y1[8];
+  float* ys[] = {y0, y1};
+  std::vector<float> x(in, 1.0f);
+  EXPECT_FALSE(matmul_gemm_many(bad, ys, 2, x.data(), 1, nullptr).ok());
+}
+
 TEST(MatmulGemm, MisalignedF32Weight) {
   Weight w = make_weight(DType::F32, 100, 33, 500, /*misalign=*/true);
   for (int64_t T : {1, 17, 130}) check_matmul(w, T, nullptr, 501);
