@@ -246,7 +246,12 @@ TEST(Engine, SameOutputWhateverRunsBeside) {
       } else {
         p.resize(p.size() - static_cast<size_t>(k % 5));
       }
-      return make_request(p, 100 + static_cast<uint64_t>(k), 10 + 23 * k);
+      // 40 or more tokens, never cut short by an end-of-text token: one submitted before the
+      // target must still be running when the target's text starts (one that stopped at an
+      // early end-of-text token, or after 10 tokens, could be done during the target's prompt).
+      Request r = make_request(p, 100 + static_cast<uint64_t>(k), 40 + 23 * k);
+      r.ignore_eos = true;
+      return r;
     };
     // Half start before the target, the rest join at its 5th, 10th, ... piece of text.
     const int before = (n_others + 1) / 2;
