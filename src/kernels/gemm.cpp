@@ -233,7 +233,36 @@ SLM_AVX2 void kernel_avx2_rows(int64_t kc, const float* a, const float* b, float
   static_assert(MR >= 1 && MR < k_mr);
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00;
-  for (int64_t k = 0; k < kc; ++k) {
+  int64_t k = 0;
+  if constexpr (MR <= 2) {
+    // 2·MR accumulator chains cannot cover the FMA latency (4 cycles, 2 per cycle): odd k go
+    // to a second set of accumulators (c2x/c3x, unused at this MR), summed at the end.
+    for (; k + 2 <= kc; k += 2) {
+      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+      const __m256 b2 = _mm256_load_ps(b + k_nr), b3 = _mm256_load_ps(b + k_nr + 8);
+      __m256 ai = _mm256_broadcast_ss(a), aj = _mm256_broadcast_ss(a + k_mr);
+      c00 = _mm256_fmadd_ps(ai, b0, c00);
+      c01 = _mm256_fmadd_ps(ai, b1, c01);
+      c20 = _mm256_fmadd_ps(aj, b2, c20);
+      c21 = _mm256_fmadd_ps(aj, b3, c21);
+      if constexpr (MR > 1) {
+        ai = _mm256_broadcast_ss(a + 1);
+        aj = _mm256_broadcast_ss(a + k_mr + 1);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        c30 = _mm256_fmadd_ps(aj, b2, c30);
+        c31 = _mm256_fmadd_ps(aj, b3, c31);
+      }
+      a += 2 * k_mr;
+      b += 2 * k_nr;
+    }
+    c00 = _mm256_add_ps(c00, c20);
+    c01 = _mm256_add_ps(c01, c21);
+    c10 = _mm256_add_ps(c10, c30);
+    c11 = _mm256_add_ps(c11, c31);
+    c20 = c21 = c30 = c31 = _mm256_setzero_ps();
+  }
+  for (; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
