@@ -19,11 +19,19 @@ namespace {
 constexpr int64_t k_q8 = 32;         // Q8_0 block: f16 d + 32 int8
 constexpr size_t k_q8_bytes = 34;
 
-inline float q8_scale(const uint8_t* b) {
+inline uint16_t load_u16(const uint8_t* b) {
   uint16_t h;
   std::memcpy(&h, b, 2);
-  return fp16_to_fp32(h);
+  return h;
 }
+
+inline float load_f32(const uint8_t* b) {
+  float f;
+  std::memcpy(&f, b, 4);
+  return f;
+}
+
+inline float q8_scale(const uint8_t* b) { return fp16_to_fp32(load_u16(b)); }
 
 // ---- AVX2 -----------------------------------------------------------------------------------
 
@@ -37,7 +45,7 @@ SLM_AVX2 float dot_row_avx2(DType t, const float* q, const uint8_t* row, int64_t
       acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
     }
     float s = hsum256(acc);
-    for (; i < n; ++i) s += q[i] * fp16_to_fp32(h[i]);
+    for (; i < n; ++i) s += q[i] * fp16_to_fp32(load_u16(row + 2 * i));
     return s;
   }
   if (t == DType::Q8_0) {
@@ -54,7 +62,16 @@ SLM_AVX2 float dot_row_avx2(DType t, const float* q, const uint8_t* row, int64_t
     }
     return s + hsum256(acc);
   }
-  return dot_f32(q, reinterpret_cast<const float*>(row), n);
+  // F32 rows need not be 4-byte aligned (the cache stride is the caller's): unaligned vector
+  // loads and a memcpy tail, never a float* into the bytes.
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                          _mm256_loadu_ps(reinterpret_cast<const float*>(row + 4 * i)), acc);
+  }
+  float s = hsum256(acc);
+  for (; i < n; ++i) s += q[i] * load_f32(row + 4 * i);
+  return s;
 }
 
 SLM_AVX2 void axpy_row_avx2(DType t, float a, const uint8_t* row, float* y, int64_t n) {
@@ -66,7 +83,7 @@ SLM_AVX2 void axpy_row_avx2(DType t, float a, const uint8_t* row, float* y, int6
       __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
       _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv, _mm256_loadu_ps(y + i)));
     }
-    for (; i < n; ++i) y[i] += a * fp16_to_fp32(h[i]);
+    for (; i < n; ++i) y[i] += a * fp16_to_fp32(load_u16(row + 2 * i));
     return;
   }
   if (t == DType::Q8_0) {
@@ -81,7 +98,13 @@ SLM_AVX2 void axpy_row_avx2(DType t, float a, const uint8_t* row, float* y, int6
     }
     return;
   }
-  axpy_f32(a, reinterpret_cast<const float*>(row), y, n);
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 kv = _mm256_loadu_ps(reinterpret_cast<const float*>(row + 4 * i));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, kv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * load_f32(row + 4 * i);
 }
 
 // Row j of a F32 or F16 cache as 8 floats at column i.
@@ -90,7 +113,7 @@ SLM_AVX2 inline __m256 load8(const uint8_t* row, int64_t i) {
   if constexpr (kF16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
   } else {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row + 4 * i));
   }
 }
 

@@ -1,5 +1,5 @@
 // Row kernels of the training ops: scalar references (std::exp) and AVX2 versions with a
-// polynomial exp (Cephes-style range reduction, ~2 ulp), picked once by CPUID.
+// polynomial exp (exp256 in kernels/simd.h, ~1 ulp), picked once by CPUID.
 #include "train/train_simd.h"
 
 #include <algorithm>
@@ -66,25 +66,6 @@ void softmax_grad_row_scalar(const float* z, int64_t v, float lse, float g, floa
 }
 
 // ---- AVX2 ------------------------------------------------------------------------------------
-
-// e^x for x in about [-87, 88] (clamped): x = n ln2 + r, |r| <= ln2/2, e^r by a degree-7
-// polynomial, times 2^n built in the exponent bits.
-SLM_AVX2 inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
 
 SLM_AVX2 inline float hmax256(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
