@@ -327,6 +327,7 @@ bool rejoin(const TensorView& a, const TensorView& b, const TensorView* c, const
   v.name = name;
   v.ne[1] = a.ne[1] + b.ne[1];
   v.nbytes = a.nbytes + b.nbytes;
+  v.x8 = nullptr;  // a's copy covers a's rows only
   if (c) {
     if (c->dtype != a.dtype || c->ne[0] != a.ne[0] || c->data != b.row(b.ne[1])) return false;
     v.ne[1] += c->ne[1];

@@ -16,6 +16,7 @@
 #include "kernels/ops.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
+#include "kernels/repack.h"
 #include "kernels/simd.h"
 
 namespace slm {
@@ -115,6 +116,15 @@ bool matmul_supports(DType t) {
 }
 
 void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
+  if (w.x8) {
+    // Read from the x8 copy: the file's pages of it may have been dropped (model/loader.cpp).
+    uint8_t blk[18];
+    for (int64_t b = 0; b < w.ne[0] / 32; ++b) {
+      x8_block(w, r, b, blk);
+      dequantize_row(DType::Q4_0, blk, out + 32 * b, 32);
+    }
+    return;
+  }
   const uint8_t* src = w.row(r);
   switch (w.dtype) {
     case DType::F32:
@@ -212,10 +222,15 @@ void dot_rows(const DotKernel& k, const TensorView& w, const uint8_t* act, size_
               int64_t T, float* y, int64_t r0, int64_t r1) {
   const int64_t in = w.ne[0], out = w.ne[1];
   const size_t wbytes = static_cast<size_t>(w.row_bytes());
+  // Weights repacked at load time go to the kernel for their layout; the callers' row ranges
+  // start at multiples of the tile height (8 for the kernels that have one).
+  const bool x8 = w.x8 && k.tile_x8 && r0 % 8 == 0;
+  const DotTileFn tile = x8 ? k.tile_x8 : k.tile;
+  auto rows_at = [&](int64_t r) { return x8 ? x8_group(w, r) : w.row(r); };
   if (T == 1) {
     // Decode: the whole range in one call, so per-call set-up (activation sums, the next row
     // group's prefetch) is paid once per range rather than once per row tile.
-    k.tile(in, w.row(r0), wbytes, static_cast<int>(r1 - r0), act, abytes, 1, y + r0, out);
+    tile(in, rows_at(r0), wbytes, static_cast<int>(r1 - r0), act, abytes, 1, y + r0, out);
     return;
   }
   const int64_t R = std::max(1, k.tile_rows), C = std::max(1, k.tile_cols);
@@ -225,8 +240,8 @@ void dot_rows(const DotKernel& k, const TensorView& w, const uint8_t* act, size_
     const int nr = static_cast<int>(std::min(R, r1 - r));
     for (int64_t c = 0; c < T; c += C) {
       const int nc = static_cast<int>(std::min(C, T - c));
-      k.tile(in, w.row(r), wbytes, nr, act + static_cast<size_t>(c) * abytes, abytes, nc,
-             y + c * out + r, out);
+      tile(in, rows_at(r), wbytes, nr, act + static_cast<size_t>(c) * abytes, abytes, nc,
+           y + c * out + r, out);
     }
   }
 }

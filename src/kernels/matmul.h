@@ -14,7 +14,8 @@ class ThreadPool;
 // True if matmul and weight_row_to_f32 accept weights of this dtype.
 bool matmul_supports(DType t);
 
-// Converts row r of w (ne[0] elements) to floats. Weight dtype must be supported.
+// Converts row r of w (ne[0] elements) to floats (from its x8 copy if it has one, kernels/
+// repack.h). Weight dtype must be supported.
 void weight_row_to_f32(const TensorView& w, int64_t r, float* out);
 
 // fast: the dot kernels of kernels/qdot.h (quantized weights meet 8-bit activations);

@@ -51,6 +51,9 @@ struct DotKernel {
   int tile_rows;  // the register tile the kernel is fastest at (the driver's preferred split)
   int tile_cols;
   const char* isa;  // "scalar", "avx2"
+  // The same tile over weights repacked at load time (TensorView::x8, kernels/repack.h): w is
+  // the group holding the first row (a multiple of 8), bw unused. Null where no such layout.
+  DotTileFn tile_x8 = nullptr;
 };
 
 // The kernel for weight dtype w: simd = true gives the fastest this CPU runs, false the scalar

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "kernels/qdot_legacy_impl.h"
+#include "kernels/repack.h"
 #include "kernels/simd.h"
 
 // The dequantizers must round the multiply and the add separately, as dequantize_row does;
@@ -243,8 +244,6 @@ struct IntTile {
 // scalar reference does: acc += (d_w d_a) * isum (separate multiply and add: bit-exact with it).
 // The eight scales convert with one instruction. All of this costs about half the instructions
 // per block of the row-pair tiles, so decode is bound by memory again.
-// The eight rows are contiguous, so the next group is one region: it is prefetched into L2 as a
-// single stream while this group is computed.
 template <class W>
 struct Rows8 {
   static_assert(W::qs_at >= 0, "nibble types");
@@ -322,102 +321,201 @@ struct Rows8 {
     return _mm256_cvtph_ps(v);
   }
 
-  template <int C>
-  SLM_AVX2 static void run(int64_t n, const uint8_t* const* rows, size_t group_bytes,
-                           const uint8_t* a, size_t ba, const int32_t* offset_sums, float* s,
-                           int64_t ls, int nr) {
+  // The per-block arithmetic, whatever the weights' layout: src[u].block(i, lo, hi, &dw, &mw)
+  // yields block i of eight rows as unpack / halves8 do. S groups of eight rows (S = 2: two
+  // streams far apart, which one core reads faster than one) go to s[u] (nr[u] rows each).
+  template <int C, int S, class Src>
+  SLM_AVX2 static void run_blocks(int64_t nb, const Src (&src)[S], const uint8_t* a, size_t ba,
+                                  const int32_t* offset_sums, float* const (&s)[S], int64_t ls,
+                                  const int (&nr)[S]) {
     const __m256i ones16 = _mm256_set1_epi16(1);
-    __m256 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
-    const int64_t nb = n / k_block;
-    // The next group's region, spread over this group's blocks: 8 * W::bytes per block.
-    const uint8_t* next = rows[0] + group_bytes;
+    __m256 acc[S][C];
+    for (int u = 0; u < S; ++u) {
+      for (int c = 0; c < C; ++c) acc[u][c] = _mm256_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; ++i) {
+      for (int u = 0; u < S; ++u) {
+        __m256i lo[4], hi[4];
+        __m256 dw, mw;
+        src[u].block(i, lo, hi, &dw, &mw);
+        for (int c = 0; c < C; ++c) {
+          const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
+          // Σ of 8 int16 lanes of 2 * 15 * 127 (4-bit quants) or 4 of 2 * 31 * 127 (5-bit):
+          // < 2^15 either way, no saturation.
+          __m256i m[8];
+          for (int k = 0; k < 4; ++k) {
+            m[k] = _mm256_maddubs_epi16(lo[k], group(ab->qs + 4 * k));
+            m[4 + k] = _mm256_maddubs_epi16(hi[k], group(ab->qs + 16 + 4 * k));
+          }
+          const __m256i plo =
+              _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3]));
+          const __m256i phi =
+              _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7]));
+          __m256i isum;
+          if constexpr (W::qh_at >= 0) {
+            isum = _mm256_add_epi32(_mm256_madd_epi16(plo, ones16), _mm256_madd_epi16(phi, ones16));
+          } else {
+            isum = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), ones16);
+          }
+          if constexpr (W::kind == Kind::offset_q) {
+            isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset_sums[c * nb + i]));
+          }
+          const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ab->d));
+          acc[u][c] = _mm256_add_ps(acc[u][c], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+          if constexpr (W::kind == Kind::affine_q) {
+            acc[u][c] = _mm256_add_ps(acc[u][c], _mm256_mul_ps(mw, _mm256_set1_ps(ab->s)));
+          }
+        }
+      }
+    }
+    for (int u = 0; u < S; ++u) {
+      for (int c = 0; c < C; ++c) {
+        alignas(32) float out[8];
+        _mm256_store_ps(out, acc[u][c]);
+        for (int r = 0; r < nr[u]; ++r) s[u][c * ls + r] = out[r];
+      }
+    }
+  }
+
+  // Eight rows in the file's layout. The rows are contiguous, so the next group is one region:
+  // it is prefetched into L2 as a single stream while this group is computed.
+  struct FileRows {
+    const uint8_t* const* rows;
+    const uint8_t* next;
+    SLM_AVX2 void block(int64_t i, __m256i lo[4], __m256i hi[4], __m256* dw, __m256* mw) const {
       const uint8_t* b[8];
       for (int r = 0; r < 8; ++r) b[r] = rows[r] + static_cast<size_t>(i) * W::bytes;
       for (size_t off = 0; off < 8 * W::bytes; off += 64) {
         prefetch_stream(next + static_cast<size_t>(i) * 8 * W::bytes + off, 0);
       }
-      __m256i lo[4], hi[4];
       unpack(b, lo, hi);
-      const __m256 dw = halves8(b, 0);
-      __m256 mw;
-      if constexpr (W::kind == Kind::affine_q) mw = halves8(b, 2);
-      for (int c = 0; c < C; ++c) {
-        const Act* ab = reinterpret_cast<const Act*>(a + static_cast<size_t>(c) * ba) + i;
-        // Σ of 8 int16 lanes of 2 * 15 * 127 (4-bit quants) or 4 of 2 * 31 * 127 (5-bit):
-        // < 2^15 either way, no saturation.
-        __m256i m[8];
-        for (int k = 0; k < 4; ++k) {
-          m[k] = _mm256_maddubs_epi16(lo[k], group(ab->qs + 4 * k));
-          m[4 + k] = _mm256_maddubs_epi16(hi[k], group(ab->qs + 16 + 4 * k));
-        }
-        const __m256i plo = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3]));
-        const __m256i phi = _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7]));
-        __m256i isum;
-        if constexpr (W::qh_at >= 0) {
-          isum = _mm256_add_epi32(_mm256_madd_epi16(plo, ones16), _mm256_madd_epi16(phi, ones16));
-        } else {
-          isum = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), ones16);
-        }
-        if constexpr (W::kind == Kind::offset_q) {
-          isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(offset_sums[c * nb + i]));
-        }
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ab->d));
-        acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
-        if constexpr (W::kind == Kind::affine_q) {
-          acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(mw, _mm256_set1_ps(ab->s)));
-        }
-      }
+      *dw = halves8(b, 0);
+      if constexpr (W::kind == Kind::affine_q) *mw = halves8(b, 2);
     }
-    for (int c = 0; c < C; ++c) {
-      alignas(32) float out[8];
-      _mm256_store_ps(out, acc[c]);
-      for (int r = 0; r < nr; ++r) s[c * ls + r] = out[r];
-    }
+  };
+
+  template <int C>
+  SLM_AVX2 static void run(int64_t n, const uint8_t* const* rows, size_t group_bytes,
+                           const uint8_t* a, size_t ba, const int32_t* offset_sums, float* s,
+                           int64_t ls, int nr) {
+    const FileRows src[1] = {{rows, rows[0] + group_bytes}};
+    float* const out[1] = {s};
+    const int n_rows[1] = {nr};
+    run_blocks<C>(n / k_block, src, a, ba, offset_sums, out, ls, n_rows);
   }
 };
 
-// Groups of eight rows (a short last group repeats its last row and drops those lanes), then
-// columns two at a time: every (row, column) result is computed the same way whatever nr, nc.
+// Per column and block, offset * Σ q_a (the offset types' correction), shared by all row
+// groups of a call: a grow-only buffer per thread. Null for the affine types.
 template <class W>
-SLM_AVX2 void rows8_driver(int64_t n, const void* w, size_t bw, int nr, const void* a, size_t ba,
-                           int nc, float* s, int64_t ls) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const uint8_t* ab = static_cast<const uint8_t*>(a);
-  const int64_t nb = n / k_block;
-  // Per column and block, offset * Σ q_a, shared by all row groups (grow-only buffer).
-  thread_local std::vector<int32_t> sums;
-  if constexpr (W::kind == Kind::offset_q) {
+const int32_t* offset_sums(const uint8_t* a, size_t ba, int nc, int64_t nb) {
+  if constexpr (W::kind != Kind::offset_q) {
+    return nullptr;
+  } else {
+    thread_local std::vector<int32_t> sums;
     const size_t need = static_cast<size_t>(nb) * static_cast<size_t>(nc);
     if (sums.size() < need) sums.resize(need);
     for (int c = 0; c < nc; ++c) {
-      const ActBlockQ8_0* blk = reinterpret_cast<const ActBlockQ8_0*>(ab + static_cast<size_t>(c) * ba);
+      const auto* blk = reinterpret_cast<const ActBlockQ8_0*>(a + static_cast<size_t>(c) * ba);
       for (int64_t i = 0; i < nb; ++i) {
         int sum = 0;
         for (int j = 0; j < k_block; ++j) sum += blk[i].qs[j];
         sums[static_cast<size_t>(c * nb + i)] = W::offset * sum;
       }
     }
+    return sums.data();
   }
-  // Column c's sums (offset types only; the buffer stays empty, and its data() null, for the
-  // affine types, where no pointer arithmetic on it may happen).
-  auto col_sums = [&](int c) -> const int32_t* {
-    return W::kind == Kind::offset_q ? sums.data() + static_cast<int64_t>(c) * nb : nullptr;
-  };
+}
+
+// Columns two at a time, then the odd one: every (row, column) result is computed the same
+// way whatever nc.
+template <class W, class Group>
+SLM_AVX2 void rows8_columns(int64_t n, const Group& run, const uint8_t* a, size_t ba, int nc,
+                            const int32_t* sums, float* s, int64_t ls) {
+  const int64_t nb = n / k_block;
+  auto col_sums = [&](int c) { return sums ? sums + static_cast<int64_t>(c) * nb : nullptr; };
+  int c = 0;
+  for (; c + 2 <= nc; c += 2) {
+    run.template operator()<2>(a + static_cast<size_t>(c) * ba, col_sums(c), s + c * ls);
+  }
+  if (c < nc) run.template operator()<1>(a + static_cast<size_t>(c) * ba, col_sums(c), s + c * ls);
+}
+
+// Groups of eight rows (a short last group repeats its last row and drops those lanes).
+template <class W>
+SLM_AVX2 void rows8_driver(int64_t n, const void* w, size_t bw, int nr, const void* a, size_t ba,
+                           int nc, float* s, int64_t ls) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  const int32_t* sums = offset_sums<W>(ab, ba, nc, n / k_block);
   for (int r0 = 0; r0 < nr; r0 += 8) {
     const int rr = std::min(8, nr - r0);
     const uint8_t* rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = wb + static_cast<size_t>(r0 + std::min(r, rr - 1)) * bw;
-    int c = 0;
-    for (; c + 2 <= nc; c += 2) {
-      Rows8<W>::template run<2>(n, rows, 8 * bw, ab + static_cast<size_t>(c) * ba, ba,
-                                col_sums(c), s + c * ls + r0, ls, rr);
+    auto group = [&]<int C>(const uint8_t* ac, const int32_t* cs, float* sc) SLM_AVX2_LAMBDA {
+      Rows8<W>::template run<C>(n, rows, 8 * bw, ac, ba, cs, sc + r0, ls, rr);
+    };
+    rows8_columns<W>(n, group, ab, ba, nc, sums, s, ls);
+  }
+}
+
+// Q4_0 rows repacked at load time in groups of eight (kernels/repack.h): per block the eight
+// scales side by side and the quants already in the lanes unpack() builds, so a block costs
+// four loads instead of eight loads and twelve shuffles, and the eight scales one conversion.
+// w is the group holding the first row; groups are contiguous, walked as one stream.
+struct X8Rows {
+  const uint8_t* group;
+  SLM_AVX2 void block(int64_t i, __m256i lo[4], __m256i hi[4], __m256* dw, __m256*) const {
+    const uint8_t* b = group + static_cast<size_t>(i) * k_q4_0_x8_block_bytes;
+    for (size_t off = 0; off < k_q4_0_x8_block_bytes; off += 64) prefetch_stream(b + off, 2048);
+    *dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i g = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * k));
+      lo[k] = _mm256_and_si256(g, m4);
+      hi[k] = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);
     }
-    if (c < nc) {
-      Rows8<W>::template run<1>(n, rows, 8 * bw, ab + static_cast<size_t>(c) * ba, ba,
-                                col_sums(c), s + c * ls + r0, ls, rr);
+  }
+};
+
+SLM_AVX2 void rows8_x8_driver(int64_t n, const void* w, size_t, int nr, const void* a, size_t ba,
+                              int nc, float* s, int64_t ls) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  const int64_t nb = n / k_block;
+  const size_t group_bytes = static_cast<size_t>(nb) * k_q4_0_x8_block_bytes;
+  const int32_t* sums = offset_sums<WQ4_0>(ab, ba, nc, nb);
+  const int groups = (nr + 7) / 8;
+  auto src = [&](int g) { return X8Rows{wb + static_cast<size_t>(g) * group_bytes}; };
+  auto rows_of = [&](int g) { return std::min(8, nr - 8 * g); };
+  if (nc == 1) {
+    // Decode: group g beside group g + h, two streams half the range apart (as the float and
+    // Q8_0 decode tiles do: one core reads two far-apart streams faster than one), then the
+    // middle group of an odd count alone.
+    const int h = (groups + 1) / 2;
+    for (int g = 0; g < h; ++g) {
+      if (g + h < groups) {
+        const X8Rows pair[2] = {src(g), src(g + h)};
+        float* const out[2] = {s + 8 * g, s + 8 * (g + h)};
+        const int n_rows[2] = {rows_of(g), rows_of(g + h)};
+        Rows8<WQ4_0>::run_blocks<1>(nb, pair, ab, ba, sums, out, ls, n_rows);
+      } else {
+        const X8Rows one[1] = {src(g)};
+        float* const out[1] = {s + 8 * g};
+        const int n_rows[1] = {rows_of(g)};
+        Rows8<WQ4_0>::run_blocks<1>(nb, one, ab, ba, sums, out, ls, n_rows);
+      }
     }
+    return;
+  }
+  for (int g = 0; g < groups; ++g) {
+    const X8Rows one[1] = {src(g)};
+    const int n_rows[1] = {rows_of(g)};
+    auto group = [&]<int C>(const uint8_t* ac, const int32_t* cs, float* sc) SLM_AVX2_LAMBDA {
+      float* const out[1] = {sc + 8 * g};
+      Rows8<WQ4_0>::template run_blocks<C>(nb, one, ac, ba, cs, out, ls, n_rows);
+    };
+    rows8_columns<WQ4_0>(n, group, ab, ba, nc, sums, s, ls);
   }
 }
 
@@ -593,7 +691,8 @@ const DotKernel k_avx2[] = {
     {DType::BF16, ActType::f32, nullptr, &float_rows<DType::BF16>, 1, 2,
      "avx2"},
     {DType::Q8_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ8_0>, k_int_rows, k_int_cols, "avx2"},
-    {DType::Q4_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ4_0>, 8, 2, "avx2"},
+    {DType::Q4_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ4_0>, 8, 2, "avx2",
+     &rows8_x8_driver},
     {DType::Q5_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ5_0>, 8, 2, "avx2"},
     {DType::Q4_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ4_1>, 8, 2, "avx2"},
     {DType::Q5_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ5_1>, 8, 2, "avx2"},

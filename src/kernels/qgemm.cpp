@@ -10,6 +10,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "kernels/repack.h"
 #include "kernels/simd.h"
 
 namespace slm {
@@ -107,8 +108,15 @@ void block_sums(const ActBlockQ8_0* a, int64_t n, int32_t* corr) {
 // The prefetch plan for blocks [kb, kb + nbk) of rows [r, r + nr).
 qgemm_detail::PanelPrefetch panel_lines(const TensorView& w, int64_t r, int64_t nr, int64_t kb,
                                         int64_t nbk) {
-  const size_t bb = block_bytes(w.dtype);
   qgemm_detail::PanelPrefetch pf;
+  if (w.x8) {  // the panel's one or two groups
+    pf.row0 = x8_group(w, r) + static_cast<size_t>(kb) * k_q4_0_x8_block_bytes;
+    pf.stride = static_cast<size_t>(w.ne[0] / k_block) * k_q4_0_x8_block_bytes;
+    pf.rows = (nr + 7) / 8;
+    pf.bytes = static_cast<size_t>(nbk) * k_q4_0_x8_block_bytes;
+    return pf;
+  }
+  const size_t bb = block_bytes(w.dtype);
   pf.row0 = w.row(r) + static_cast<size_t>(kb) * bb;
   pf.stride = static_cast<size_t>(w.row_bytes());
   pf.rows = nr;
@@ -137,7 +145,12 @@ void run_panels(const TensorView& w, const uint8_t* act, const int32_t* corr, in
       const int64_t nbk = std::min(k_chunk_blocks, nb - kb);
       for (int64_t r = rb; r < rb_end; r += k_panel_rows) {
         const int nr = static_cast<int>(std::min(k_panel_rows, rb_end - r));
-        qgemm_detail::repack_avx2(w.dtype, w.row(r), bw, nr, kb, nbk, pq, pd);
+        if (w.x8) {
+          const size_t group_bytes = static_cast<size_t>(nb) * k_q4_0_x8_block_bytes;
+          qgemm_detail::repack_x8_avx2(x8_group(w, r), group_bytes, nr, kb, nbk, pq, pd);
+        } else {
+          qgemm_detail::repack_avx2(w.dtype, w.row(r), bw, nr, kb, nbk, pq, pd);
+        }
         // The panel after this one in loop order: the next 16 rows, else the next K chunk of
         // this row block, else the next row block. Its weights are requested while this one
         // is multiplied (16 short runs per chunk are too many streams for the hardware

@@ -60,6 +60,12 @@ constexpr int64_t k_panel_block_bytes = k_panel_rows * k_block;
 void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t nbk, int8_t* q,
                  float* d);
 
+// The same from a Q4_0 x8 copy (kernels/repack.h): g0 is the group of the panel's first row,
+// the next group group_bytes after it. Lanes of rows past nr within a group hold a copy of the
+// group's last row (the stores of tile_avx2 skip them); a missing second group is zero.
+void repack_x8_avx2(const uint8_t* g0, size_t group_bytes, int nr, int64_t b0, int64_t nbk,
+                    int8_t* q, float* d);
+
 // Weight bytes to request while a panel is multiplied: `bytes` bytes from row0 in each of
 // `rows` rows, `stride` bytes apart (the next panel's slice of its rows). Empty: rows = 0.
 struct PanelPrefetch {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/qgemm.h"
+#include "kernels/repack.h"
 #include "kernels/simd.h"
 
 namespace slm::qgemm_detail {
@@ -65,6 +66,37 @@ SLM_AVX2 void repack(const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t n
       // would miss store-to-load forwarding on every block.
       const __m128i hv = _mm_setr_epi16(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]);
       _mm256_store_ps(d + b * 16 + 8 * g, _mm256_cvtph_ps(hv));
+    }
+  }
+}
+
+SLM_AVX2 void repack_x8(const uint8_t* g0, size_t group_bytes, int nr, int64_t b0, int64_t nbk,
+                        int8_t* q, float* d) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nbk; ++b) {
+    int8_t* qb = q + b * k_panel_block_bytes;
+    for (int g = 0; g < 2; ++g) {
+      if (8 * g >= nr) {
+        for (int s = 0; s < 8; ++s) {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * s + 32 * g),
+                             _mm256_setzero_si256());
+        }
+        _mm256_store_ps(d + b * 16 + 8 * g, _mm256_setzero_ps());
+        continue;
+      }
+      const uint8_t* blk =
+          g0 + g * group_bytes + static_cast<size_t>(b0 + b) * k_q4_0_x8_block_bytes;
+      _mm256_store_ps(d + b * 16 + 8 * g,
+                      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+      // Lane r of quant vector k holds bytes 4k..4k+3 of row r: elements 4k.. (low nibbles,
+      // step k) and 16 + 4k.. (high nibbles, step 4 + k).
+      for (int k = 0; k < 4; ++k) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * k));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * k + 32 * g),
+                           _mm256_and_si256(v, m4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * (4 + k) + 32 * g),
+                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+      }
     }
   }
 }
@@ -254,6 +286,11 @@ void repack_avx2(DType t, const uint8_t* w0, size_t bw, int nr, int64_t b0, int6
   } else {
     repack<DType::Q4_0>(w0, bw, nr, b0, nbk, q, d);
   }
+}
+
+void repack_x8_avx2(const uint8_t* g0, size_t group_bytes, int nr, int64_t b0, int64_t nbk,
+                    int8_t* q, float* d) {
+  repack_x8(g0, group_bytes, nr, b0, nbk, q, d);
 }
 
 void tile_avx2(DType t, const int8_t* q, const float* d, int64_t nbk, const uint8_t* act, size_t ba,

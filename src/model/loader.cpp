@@ -1,5 +1,9 @@
 // Model::load: detects the format (GGUF magic, a directory = Hugging Face, else llama2.c),
 // maps the config, binds canonical tensor names to ModelWeights and attaches the tokenizer.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +14,8 @@
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "kernels/matmul.h"
+#include "kernels/qdot.h"
+#include "kernels/repack.h"
 #include "model/model_internal.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +33,7 @@ TensorView row_slice(const TensorView& v, int64_t r0, int64_t nr, const char* pa
   s.data = v.row(r0);
   s.ne[1] = nr;
   s.nbytes = static_cast<uint64_t>(nr) * v.row_bytes();
+  s.x8 = nullptr;
   return s;
 }
 
@@ -174,6 +181,7 @@ Status load_gguf(const std::string& path, Model::Parts* parts) {
   TensorMap map;
   for (const auto& t : gguf->tensors()) map.emplace(t.name, t);
   parts->all_tensors = gguf->tensors();
+  parts->weights_file_mapped = true;  // GgufFile maps every tensor it has
   SLM_TRY(bind_weights(map, parts));
   if (gguf->has("tokenizer.ggml.model")) {
     SLM_ASSIGN_OR_RETURN(parts->tokenizer, Tokenizer::from_gguf(*gguf));
@@ -277,6 +285,75 @@ Status load_llama2c(const std::string& path, const LoadOptions& opts, Model::Par
   return Status();
 }
 
+// The weight matrices' copies in the kernels' layouts (kernels/repack.h), in one buffer owned
+// by parts. Each matrix's file pages are dropped once it is copied (GGUF mappings only: a
+// dropped page of a read-only file mapping is read back if touched, while other memory would
+// lose its contents), so the resident set grows by about one matrix at a time, never by the
+// whole copy, and inference touches no page of them.
+Status add_kernel_layouts(Model::Parts* parts) {
+  const DotKernel* k = dot_kernel(DType::Q4_0);
+  if (!k || !k->tile_x8) return Status();
+  ModelWeights& w = parts->weights;
+  std::vector<TensorView*> views;
+  uint64_t total = 0;
+  auto add = [&](TensorView* v) {
+    if (!x8_applies(*v)) return;
+    views.push_back(v);
+    total += (x8_bytes(*v) + 63) / 64 * 64;
+  };
+  // The embedding rows are read through weight_row_to_f32, which reads x8 copies too.
+  const bool tied = w.output.data == w.tok_embd.data;
+  add(&w.tok_embd);
+  if (!tied) add(&w.output);
+  for (LayerWeights& L : w.layers) {
+    for (TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add(v);
+  }
+  if (views.empty()) return Status();
+  std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(64, total)), std::free);
+  if (!buf) {
+    return error("out of memory for the kernel layout of %zu Q4_0 matrices (%llu bytes)",
+                 views.size(), static_cast<unsigned long long>(total));
+  }
+  const bool drop = parts->weights_file_mapped;
+  if (drop) {
+    // The norms and biases are copied too, or reading them would map dropped pages back: the
+    // page cache may hold the file in large folios, and a fault maps the whole folio around
+    // the page it needs.
+    auto own = [&](TensorView* v) {
+      if (!v->data || v->dtype != DType::F32) return;
+      const auto* f = static_cast<const float*>(v->data);
+      v->data = parts->f32_buffers.emplace_back(f, f + v->nelements()).data();
+    };
+    own(&w.out_norm);
+    own(&w.rope_freqs);
+    for (LayerWeights& L : w.layers) {
+      for (TensorView* v : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm}) {
+        own(v);
+      }
+    }
+  }
+  const long page_l = ::sysconf(_SC_PAGESIZE);
+  const uintptr_t page = page_l > 0 ? static_cast<uintptr_t>(page_l) : 0;
+  auto drop_pages = [&](const TensorView& v) {
+    if (!drop || !page) return;
+    const uintptr_t b = reinterpret_cast<uintptr_t>(v.data);
+    const uintptr_t lo = (b + page - 1) / page * page, hi = (b + v.nbytes) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  };
+  uint8_t* at = buf.get();
+  for (TensorView* v : views) {
+    repack_x8(*v, at);
+    v->x8 = at;
+    at += (x8_bytes(*v) + 63) / 64 * 64;
+    drop_pages(*v);  // each at once, so the copies never sit beside the whole file
+  }
+  // Again, for the pages that later faults mapped back with their folios.
+  for (TensorView* v : views) drop_pages(*v);
+  if (tied) w.output.x8 = w.tok_embd.x8;
+  parts->owners.push_back(std::move(buf));
+  return Status();
+}
+
 }  // namespace
 
 Model::Model(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {
@@ -305,6 +382,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Load
       SLM_TRY(load_llama2c(path, opts, parts.get()));
     }
   }
+  if (opts.kernel_layouts) SLM_TRY(add_kernel_layouts(parts.get()));
   return std::make_unique<Model>(std::move(parts));
 }
 

@@ -31,6 +31,9 @@ struct Model::Parts {
   std::vector<std::shared_ptr<void>> owners;
   std::vector<std::vector<float>> f32_buffers;
   std::vector<TensorView> all_tensors;  // every tensor of the source file(s), for info
+  // The weights are views into read-only file mappings (GGUF), whose pages may be dropped and
+  // are read back from the file if touched again.
+  bool weights_file_mapped = false;
 };
 
 // Hyper-parameters from GGUF metadata ({arch}.* keys). Errors name the key.
