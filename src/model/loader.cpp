@@ -285,6 +285,19 @@ Status load_llama2c(const std::string& path, const LoadOptions& opts, Model::Par
   return Status();
 }
 
+// MemAvailable of /proc/meminfo in bytes (free memory plus what the kernel can reclaim, the
+// page cache included); 0 if unknown.
+uint64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
 // The weight matrices' copies in the kernels' layouts (kernels/repack.h), in one buffer owned
 // by parts. Each matrix's file pages are dropped once it is copied (GGUF mappings only: a
 // dropped page of a read-only file mapping is read back if touched, while other memory would
@@ -309,6 +322,10 @@ Status add_kernel_layouts(Model::Parts* parts) {
     for (TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) add(v);
   }
   if (views.empty()) return Status();
+  // The copies are anonymous memory, which cannot be paged back to the file: a model larger
+  // than the memory left keeps reading the file's rows (slower, but it runs, paged by the OS).
+  const uint64_t avail = available_memory();
+  if (avail && total > avail / 10 * 9) return Status();
   std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(64, total)), std::free);
   if (!buf) {
     return error("out of memory for the kernel layout of %zu Q4_0 matrices (%llu bytes)",
