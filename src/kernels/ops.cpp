@@ -109,34 +109,6 @@ SLM_AVX2 static void swiglu_avx2(float* g, const float* u, int64_t n) {
   for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
-// max, then exp(x - max) and its sum in 8 float lanes (the reference sums in double: the
-// difference is a relative 1e-7-ish on the sum, so on every output).
-SLM_AVX2 static void softmax_avx2(float* x, int64_t n) {
-  int64_t i = 0;
-  __m256 vmax = _mm256_set1_ps(-INFINITY);
-  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  float mx = _mm_cvtss_f32(m4);
-  for (; i < n; ++i) mx = std::max(mx, x[i]);
-  const __m256 vm = _mm256_set1_ps(mx);
-  __m256 vs = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= n; i += 8) {
-    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-    _mm256_storeu_ps(x + i, e);
-    vs = _mm256_add_ps(vs, e);
-  }
-  float sum = hsum256(vs);
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const __m256 inv = _mm256_set1_ps(1.0f / sum);
-  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-  for (; i < n; ++i) x[i] *= 1.0f / sum;
-}
-
 // ---- dispatch -------------------------------------------------------------------------------
 
 float dot_f32(const float* a, const float* b, int64_t n) {
@@ -160,7 +132,9 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   if (ops_have_avx2()) {
-    softmax_avx2(x, n);
+    // exp(x - max) summed in float lanes (the reference sums in double: a relative 1e-7-ish
+    // difference on the sum, so on every output).
+    softmax_row_avx2(x, n);
   } else {
     softmax_ref(x, n);
   }

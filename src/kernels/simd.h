@@ -6,7 +6,9 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #define SLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 // The same for a lambda inside an SLM_AVX2 function (a lambda does not inherit the target).
@@ -69,6 +71,48 @@ SLM_AVX2 inline __m256 exp256(__m256 x) {
   y = _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
   y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+SLM_AVX2 inline float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+SLM_AVX2 inline float row_max_avx2(const float* z, int64_t n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(z + j));
+  float mx = hmax256(m);
+  for (; j < n; ++j) mx = std::max(mx, z[j]);
+  return mx;
+}
+
+// row = softmax(row) in place (max, exp(x - max) summed in 8 float lanes, one scaling pass);
+// returns the row's log-sum-exp, max + log Σ. Attention and the trainer's cross-entropy.
+SLM_AVX2 inline float softmax_row_avx2(float* row, int64_t n) {
+  const float mx = row_max_avx2(row, n);
+  const __m256 mv = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(row + j), mv));
+    _mm256_storeu_ps(row + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = hsum256(acc);
+  for (; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+  }
+  for (; j < n; ++j) row[j] *= 1.0f / sum;
+  return mx + std::log(sum);
 }
 
 // Transposes the 8x8 float matrix whose rows are v[0..7] in place (GEMM panel packing).

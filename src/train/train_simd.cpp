@@ -67,22 +67,6 @@ void softmax_grad_row_scalar(const float* z, int64_t v, float lse, float g, floa
 
 // ---- AVX2 ------------------------------------------------------------------------------------
 
-SLM_AVX2 inline float hmax256(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
-
-SLM_AVX2 float row_max_avx2(const float* z, int64_t n) {
-  __m256 m = _mm256_set1_ps(-INFINITY);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(z + j));
-  float mx = hmax256(m);
-  for (; j < n; ++j) mx = std::max(mx, z[j]);
-  return mx;
-}
-
 SLM_AVX2 inline __m256 sigmoid256(__m256 g) {
   const __m256 one = _mm256_set1_ps(1.0f);
   return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
@@ -109,28 +93,6 @@ SLM_AVX2 void swiglu_backward_row_avx2(const float* g, const float* u, const flo
     _mm256_storeu_ps(dg + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, uv), s), t));
   }
   if (j < f) swiglu_backward_row_scalar(g + j, u + j, da + j, f - j, dg + j, du + j);
-}
-
-SLM_AVX2 float softmax_row_avx2(float* row, int64_t n) {
-  const float mx = row_max_avx2(row, n);
-  const __m256 mv = _mm256_set1_ps(mx);
-  __m256 acc = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(row + j), mv));
-    _mm256_storeu_ps(row + j, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  float sum = hsum256(acc);
-  for (; j < n; ++j) {
-    row[j] = std::exp(row[j] - mx);
-    sum += row[j];
-  }
-  const __m256 inv = _mm256_set1_ps(1.0f / sum);
-  j = 0;
-  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-  for (; j < n; ++j) row[j] *= 1.0f / sum;
-  return mx + std::log(sum);
 }
 
 SLM_AVX2 void softmax_backward_row_avx2(const float* p, float* dp, int64_t n, float scale) {
