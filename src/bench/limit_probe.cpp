@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/mmap.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
 
@@ -33,35 +34,10 @@ struct Reply {
   char error[200] = {};
 };
 
-// Whole-record pipe I/O; false on EOF or error.
-bool write_all(int fd, const void* p, size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::write(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<size_t>(k);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, size_t n) {
-  char* c = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::read(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<size_t>(k);
-  }
-  return true;
-}
-
 [[noreturn]] void child_main(int in, int out, const BandwidthOptions& bw, int gemm_threads) {
   std::unique_ptr<ThreadPool> pool;
   Request req;
-  while (read_all(in, &req, sizeof req)) {
+  while (read_full(in, &req, sizeof req)) {
     Reply rep;
     auto r = measure_read_bandwidth(bw);
     if (r.ok()) {
@@ -74,7 +50,7 @@ bool read_all(int fd, void* p, size_t n) {
     } else {
       std::snprintf(rep.error, sizeof rep.error, "%s", r.status().message().c_str());
     }
-    if (!write_all(out, &rep, sizeof rep)) break;
+    if (!write_full(out, &rep, sizeof rep)) break;
   }
   // _exit: no atexit handlers or stdio flushes of the parent's state copied into this process.
   ::_exit(0);
@@ -136,10 +112,10 @@ Status LimitProbe::sample(double gemm_seconds) {
   struct sigaction ign {}, old {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, &old);
-  const bool sent = write_all(to_child_, &req, sizeof req);
+  const bool sent = write_full(to_child_, &req, sizeof req);
   ::sigaction(SIGPIPE, &old, nullptr);
   Reply rep;
-  if (!sent || !read_all(from_child_, &rep, sizeof rep)) {
+  if (!sent || !read_full(from_child_, &rep, sizeof rep)) {
     return error("bench: the limit-measuring child process stopped answering");
   }
   if (!rep.ok) {

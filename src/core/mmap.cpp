@@ -65,6 +65,31 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
   return mf;
 }
 
+bool read_full(int fd, void* p, size_t n) {
+  char* c = static_cast<char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::read(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k == 0) errno = 0;
+    if (k <= 0) return false;
+    c += k;
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+bool write_full(int fd, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::write(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    c += k;
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
 Expected<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return error("%s: cannot open: %s", path.c_str(), std::strerror(errno));
@@ -80,16 +105,10 @@ Expected<std::string> read_file(const std::string& path, uint64_t max_bytes) {
   }
   std::string out;
   out.resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < out.size()) {
-    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      return error("%s: read failed: %s", path.c_str(), n == 0 ? "short read" : std::strerror(e));
-    }
-    got += static_cast<size_t>(n);
+  if (!read_full(fd, out.data(), out.size())) {
+    const int e = errno;
+    ::close(fd);
+    return error("%s: read failed: %s", path.c_str(), e == 0 ? "short read" : std::strerror(e));
   }
   ::close(fd);
   return out;
@@ -99,17 +118,11 @@ Status write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return error("%s: cannot create: %s", tmp.c_str(), std::strerror(errno));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return error("%s: write failed: %s", tmp.c_str(), std::strerror(e));
-    }
-    done += static_cast<size_t>(n);
+  if (!write_full(fd, data.data(), data.size())) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return error("%s: write failed: %s", tmp.c_str(), std::strerror(e));
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     int e = errno;

@@ -34,6 +34,11 @@ class MappedFile {
   std::string path_;
 };
 
+// Read / write exactly n bytes on fd, retrying after EINTR. false on an error (errno says
+// which) or, for reads, the end of the file first (errno 0).
+bool read_full(int fd, void* p, size_t n);
+bool write_full(int fd, const void* p, size_t n);
+
 // Reads a whole (small) file; refuses files larger than max_bytes.
 Expected<std::string> read_file(const std::string& path, uint64_t max_bytes = 1ull << 30);
 
