@@ -408,19 +408,25 @@ struct Rows8 {
 // Per column and block, offset * Σ q_a (the offset types' correction), shared by all row
 // groups of a call: a grow-only buffer per thread. Null for the affine types.
 template <class W>
-const int32_t* offset_sums(const uint8_t* a, size_t ba, int nc, int64_t nb) {
+SLM_AVX2 const int32_t* offset_sums(const uint8_t* a, size_t ba, int nc, int64_t nb) {
   if constexpr (W::kind != Kind::offset_q) {
     return nullptr;
   } else {
     thread_local std::vector<int32_t> sums;
     const size_t need = static_cast<size_t>(nb) * static_cast<size_t>(nc);
     if (sums.size() < need) sums.resize(need);
+    // Σ of 32 int8: maddubs against ones gives 16 pair sums, madd 8 int32, then a horizontal
+    // add (exact, as integers are).
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int c = 0; c < nc; ++c) {
       const auto* blk = reinterpret_cast<const ActBlockQ8_0*>(a + static_cast<size_t>(c) * ba);
       for (int64_t i = 0; i < nb; ++i) {
-        int sum = 0;
-        for (int j = 0; j < k_block; ++j) sum += blk[i].qs[j];
-        sums[static_cast<size_t>(c * nb + i)] = W::offset * sum;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[i].qs));
+        const __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+        sums[static_cast<size_t>(c * nb + i)] = W::offset * _mm_cvtsi128_si32(h);
       }
     }
     return sums.data();
