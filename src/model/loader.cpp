@@ -303,7 +303,7 @@ uint64_t available_memory() {
 // dropped page of a read-only file mapping is read back if touched, while other memory would
 // lose its contents), so the resident set grows by about one matrix at a time, never by the
 // whole copy, and inference touches no page of them.
-Status add_kernel_layouts(Model::Parts* parts) {
+Status add_kernel_layouts(Model::Parts* parts, uint64_t budget) {
   const DotKernel* k = dot_kernel(DType::Q4_0);
   if (!k || !k->tile_x8) return Status();
   ModelWeights& w = parts->weights;
@@ -324,8 +324,8 @@ Status add_kernel_layouts(Model::Parts* parts) {
   if (views.empty()) return Status();
   // The copies are anonymous memory, which cannot be paged back to the file: a model larger
   // than the memory left keeps reading the file's rows (slower, but it runs, paged by the OS).
-  const uint64_t avail = available_memory();
-  if (avail && total > avail / 10 * 9) return Status();
+  if (!budget) budget = available_memory() / 10 * 9;
+  if (budget && total > budget) return Status();
   std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(64, total)), std::free);
   if (!buf) {
     return error("out of memory for the kernel layout of %zu Q4_0 matrices (%llu bytes)",
@@ -399,7 +399,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Load
       SLM_TRY(load_llama2c(path, opts, parts.get()));
     }
   }
-  if (opts.kernel_layouts) SLM_TRY(add_kernel_layouts(parts.get()));
+  if (opts.kernel_layouts) SLM_TRY(add_kernel_layouts(parts.get(), opts.kernel_layout_budget));
   return std::make_unique<Model>(std::move(parts));
 }
 

@@ -68,11 +68,14 @@ struct ModelWeights {
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c tokenizer.bin (required for llama2.c checkpoints)
-  // Give Q4_0 layer matrices a copy in the CPU kernels' layout (TensorView::x8) and let the
+  // Give Q4_0 matrices a copy in the CPU kernels' layout (TensorView::x8) and let the
   // kernel drop the file's pages of them, so resident memory stays the size of the file.
   // Skipped when the copies would not fit in the memory available (they cannot be paged back
   // to the file). false: the kernels read the file's bytes (what the tests compare with).
   bool kernel_layouts = true;
+  // Most bytes the copies may take; a model whose copies need more keeps the file's rows.
+  // 0: nine tenths of MemAvailable at load time.
+  uint64_t kernel_layout_budget = 0;
 };
 
 class Model {

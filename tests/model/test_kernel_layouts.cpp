@@ -2,7 +2,8 @@
 // same logits bit for bit as the file's rows: a 40-token prompt (the int8 GEMM) and decode
 // steps (the dot tiles), on one and two threads, for an architecture with fused q/k/v and
 // gate/up matrices (row slices of one tensor) and one with tied embeddings (the lookup reads
-// rows of the x8 copy).
+// rows of the x8 copy). Each run checks that the copies were (or were not) made, and a model
+// whose copies exceed LoadOptions::kernel_layout_budget keeps the file's rows.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -17,12 +18,23 @@
 namespace slm {
 namespace {
 
-std::vector<float> run_model(const std::string& path, bool layouts, int threads) {
-  LoadOptions o;
-  o.kernel_layouts = layouts;
+// The logits of a 40-token prompt and three decode steps; *copied: whether the load gave the
+// matrices x8 copies (every layer matrix and the embedding, or none).
+std::vector<float> run_model(const std::string& path, const LoadOptions& o, int threads,
+                             bool* copied) {
   auto m = Model::load(path, o);
   EXPECT_TRUE(m.ok()) << m.status().message();
   if (!m.ok()) return {};
+  const ModelWeights& w = (*m)->weights();
+  int with = 0, without = 0;
+  auto count = [&](const TensorView& v) { ++(v.x8 ? with : without); };
+  count(w.tok_embd);
+  count(w.output);
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) count(*v);
+  }
+  EXPECT_TRUE(with == 0 || without == 0) << with << " matrices with a copy, " << without << " without";
+  *copied = with > 0;
   Session s(**m, 128, threads);
   std::vector<int32_t> prompt;
   for (int i = 0; i < 40; ++i) prompt.push_back((i * 37 + 11) % 256);
@@ -51,15 +63,45 @@ TEST(KernelLayouts, Q4_0ModelSameLogitsAsFileRows) {
     const std::string path = tmp.file("m.gguf");
     Status st = write_fixture_gguf(spec, path, DType::Q4_0);
     ASSERT_TRUE(st.ok()) << st.message();
+    LoadOptions plain, packed;
+    plain.kernel_layouts = false;
     for (int threads : {1, 2}) {
-      const std::vector<float> file_rows = run_model(path, false, threads);
-      const std::vector<float> x8 = run_model(path, true, threads);
+      bool copied = true;
+      const std::vector<float> file_rows = run_model(path, plain, threads, &copied);
+      EXPECT_FALSE(copied);
+      const std::vector<float> x8 = run_model(path, packed, threads, &copied);
+      EXPECT_TRUE(copied) << "no x8 copies: the comparison below would be of the file rows twice";
       ASSERT_EQ(file_rows.size(), static_cast<size_t>(43 * 256));
       ASSERT_EQ(x8.size(), file_rows.size());
       EXPECT_EQ(0, std::memcmp(file_rows.data(), x8.data(), x8.size() * sizeof(float)))
           << arch << ", " << threads << " threads";
     }
   }
+}
+
+// The copies cannot be paged back to the file, so a model whose copies exceed the budget
+// (LoadOptions::kernel_layout_budget; by default nine tenths of MemAvailable) keeps reading the
+// file's rows, with the same results.
+TEST(KernelLayouts, CopiesOverTheBudgetAreSkipped) {
+  FixtureSpec spec;
+  spec.tied = true;
+  test::TempDir tmp;
+  const std::string path = tmp.file("m.gguf");
+  Status st = write_fixture_gguf(spec, path, DType::Q4_0);
+  ASSERT_TRUE(st.ok()) << st.message();
+  LoadOptions tight, roomy, plain;
+  tight.kernel_layout_budget = 4096;  // far below the fixture's matrices
+  roomy.kernel_layout_budget = uint64_t{1} << 40;
+  plain.kernel_layouts = false;
+  bool copied = true;
+  const std::vector<float> file_rows = run_model(path, plain, 2, &copied);
+  const std::vector<float> skipped = run_model(path, tight, 2, &copied);
+  EXPECT_FALSE(copied);
+  EXPECT_EQ(skipped, file_rows);
+  const std::vector<float> x8 = run_model(path, roomy, 2, &copied);
+  EXPECT_TRUE(copied);
+  ASSERT_EQ(x8.size(), file_rows.size());
+  EXPECT_EQ(0, std::memcmp(x8.data(), file_rows.data(), x8.size() * sizeof(float)));
 }
 
 }  // namespace
