@@ -201,6 +201,28 @@ TEST(QdotKquant, Avx2TileMatchesScalar) {
   }
 }
 
+// Decode (nc = 1) pairs row i with row i + nr/2 and streams each super-block chunk by chunk;
+// a row's result must still be bit-identical to its column in a multi-column call, so a token's
+// logits do not depend on how many tokens share the call. nr = 1..9: pairs plus an odd middle.
+TEST(QdotKquant, Avx2DecodeSameAsMultiColumnBitForBit) {
+  std::mt19937_64 rng(6);
+  for (DType t : k_types) {
+    const DotKernel& ks = kernel(t, false);
+    const DotKernel& kv = kernel(t, true);
+    for (int nr = 1; nr <= 9; ++nr) {
+      const int64_t n = 768;
+      const auto w = random_weights(t, nr, n, rng);
+      const auto x = random_floats(n * 3, rng);
+      const auto a = quantize_rows(ks, x, 3, n);
+      const std::vector<ActBlockQ8_K> a0(a.begin(), a.begin() + n / 256);
+      const auto one = run_tile(kv, w.data(), n, nr, a0, 1);
+      const auto three = run_tile(kv, w.data(), n, nr, a, 3);
+      EXPECT_EQ(one, std::vector<float>(three.begin(), three.begin() + nr))
+          << dtype_name(t) << " nr=" << nr;
+    }
+  }
+}
+
 // Unaligned weight rows: the kernels must load bytes, not assume alignment.
 TEST(QdotKquant, Avx2TileUnalignedWeights) {
   std::mt19937_64 rng(3);
