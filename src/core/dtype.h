@@ -69,7 +69,7 @@ struct TensorView {
   int64_t ne[4] = {1, 1, 1, 1};
   const void* data = nullptr;
   uint64_t nbytes = 0;
-  // Q4_0 matrices loaded for inference may also carry their rows repacked in groups of eight
+  // Q4_0 / Q5_0 matrices loaded for inference may also carry their rows repacked in groups of 8
   // (kernels/repack.h), which matmul reads instead of data; null otherwise. It describes exactly
   // these rows: a view cut to other rows or other bytes must reset it.
   const void* x8 = nullptr;

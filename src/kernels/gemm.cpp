@@ -16,6 +16,8 @@
 #include "kernels/matmul.h"
 #include "kernels/qdot.h"
 #include "kernels/qgemm.h"
+#include "kernels/repack.h"
+#include "kernels/repack_avx2.h"
 #include "kernels/simd.h"
 
 namespace slm {
@@ -124,6 +126,49 @@ SLM_AVX2 void pack_half16(const uint16_t* src, int64_t ld, int64_t n, int64_t kc
           f = kBf16 ? bf16_to_fp32(h) : fp16_to_fp32(h);
         }
         dst[k * k_nr_pack + row] = f;
+      }
+    }
+  }
+}
+
+// Rows [j0, j0 + n) of a Q4_0 / Q5_0 weight with an x8 copy (kernels/repack.h) at k in
+// [k0, k0 + kc) (k0, kc multiples of 32), dequantized straight into a 16-column panel: a group's
+// lanes are its eight rows, so each element's eight values come out of one byte shuffle in
+// row order. value = (q - offset) * d, as dequantize_row computes it. Rows r >= n are zero.
+template <bool kQ5>
+SLM_AVX2 void pack_x8(const TensorView& w, int64_t j0, int64_t n, int64_t k0, int64_t kc,
+                      float* dst) {
+  constexpr size_t bytes = kQ5 ? k_q5_0_x8_block_bytes : k_q4_0_x8_block_bytes;
+  const __m256i offset = _mm256_set1_epi8(kQ5 ? 16 : 8);
+  // Per 128-bit half: byte j of each of its four lanes into dword j.
+  const __m256i by_byte = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                           0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i halves = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t g = 0; g < k_nr_pack / 8; ++g) {
+    const int64_t rows = std::clamp<int64_t>(n - 8 * g, 0, 8);
+    if (rows == 0) {
+      for (int64_t k = 0; k < kc; ++k) _mm256_storeu_ps(dst + k * k_nr_pack + 8 * g, _mm256_setzero_ps());
+      continue;
+    }
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rows)), lane));
+    const uint8_t* group = x8_group(w, j0 + 8 * g);
+    for (int64_t b = 0; b < kc / 32; ++b) {
+      const uint8_t* blk = group + static_cast<size_t>(k0 / 32 + b) * bytes;
+      const __m256 d = _mm256_and_ps(
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))), keep);
+      __m256i v[8];
+      x8_quants<kQ5>(blk + 16, v, v + 4);  // v[m]: elements 4m.. (m < 4), 16 + 4(m-4).. (m >= 4)
+      for (int m = 0; m < 8; ++m) {
+        const __m256i t = _mm256_permutevar8x32_epi32(
+            _mm256_shuffle_epi8(_mm256_sub_epi8(v[m], offset), by_byte), halves);
+        const __m128i q01 = _mm256_castsi256_si128(t), q23 = _mm256_extracti128_si256(t, 1);
+        const __m128i q[4] = {q01, _mm_srli_si128(q01, 8), q23, _mm_srli_si128(q23, 8)};
+        float* out = dst + (32 * b + (m < 4 ? 4 * m : 16 + 4 * (m - 4))) * k_nr_pack + 8 * g;
+        for (int j = 0; j < 4; ++j) {
+          const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q[j]));
+          _mm256_storeu_ps(out + j * k_nr_pack, _mm256_mul_ps(x, d));
+        }
       }
     }
   }
@@ -309,18 +354,23 @@ struct Isa {
   // Direct F16 / BF16 weight-row packers, or null to go through dequantize_row_fast.
   void (*pack_f16)(const uint16_t*, int64_t, int64_t, int64_t, float*);
   void (*pack_bf16)(const uint16_t*, int64_t, int64_t, int64_t, float*);
+  // Packers of Q4_0 / Q5_0 weights' x8 copies, or null to read the file's rows.
+  void (*pack_x8_q4)(const TensorView&, int64_t, int64_t, int64_t, int64_t, float*);
+  void (*pack_x8_q5)(const TensorView&, int64_t, int64_t, int64_t, int64_t, float*);
   // kernel_rows[mr] computes only the first mr (1..5) rows of a full-width tile; null: the
   // edge goes through a full tile into scratch.
   KernelFn kernel_rows[k_mr];
 };
 
 constexpr Isa k_isa_scalar = {pack_rows_scalar<6>, pack_rows_scalar<16>, kernel_scalar, nullptr,
-                              nullptr, {}};
+                              nullptr, nullptr, nullptr, {}};
 constexpr Isa k_isa_avx2 = {pack_rows_avx2<6>,
                             pack_rows_avx2<16>,
                             kernel_avx2,
                             pack_half16<false>,
                             pack_half16<true>,
+                            pack_x8<false>,
+                            pack_x8<true>,
                             {nullptr, kernel_avx2_rows<1>, kernel_avx2_rows<2>,
                              kernel_avx2_rows<3>, kernel_avx2_rows<4>, kernel_avx2_rows<5>}};
 
@@ -370,6 +420,15 @@ struct BSource {
         half(base + j0 * ld + k0, ld, nr, kc, dst);
         return;
       }
+      // The x8 copy if there is one: the file's pages of it may have been dropped.
+      const auto x8 = !w->x8                      ? nullptr
+                      : w->dtype == DType::Q4_0 ? isa.pack_x8_q4
+                      : w->dtype == DType::Q5_0 ? isa.pack_x8_q5
+                                                : nullptr;
+      if (x8) {
+        x8(*w, j0, nr, k0, kc, dst);
+        return;
+      }
       // k0 is a multiple of KC, hence of the block size: the slice starts on a block.
       const DTypeTraits* tr = dtype_traits(w->dtype);
       const uint64_t offset = static_cast<uint64_t>(k0 / tr->block_size) *
@@ -397,6 +456,14 @@ class WeightPrefetch {
     const uint64_t ts = static_cast<uint64_t>(tr->type_size);
     const uint64_t begin = static_cast<uint64_t>(k0) / bs * ts;
     const uint64_t end = (static_cast<uint64_t>(k0 + kc) + bs - 1) / bs * ts;
+    if (w.x8) {  // the panel's one or two groups of the x8 copy (kernels/repack.h)
+      const uint64_t xb = x8_block_bytes(w.dtype);
+      row_ = reinterpret_cast<uintptr_t>(x8_group(w, j0)) + begin / ts * xb;
+      stride_ = static_cast<uint64_t>(w.ne[0] / 32) * xb;
+      lines_per_row_ = static_cast<int64_t>(((end - begin) / ts * xb + 63) / 64);
+      lines_ = (nr + 7) / 8 * lines_per_row_;
+      return;
+    }
     row_ = reinterpret_cast<uintptr_t>(w.row(j0)) + begin;
     stride_ = w.row_bytes();
     lines_per_row_ = static_cast<int64_t>((end - begin + 63) / 64);

@@ -118,10 +118,10 @@ bool matmul_supports(DType t) {
 void weight_row_to_f32(const TensorView& w, int64_t r, float* out) {
   if (w.x8) {
     // Read from the x8 copy: the file's pages of it may have been dropped (model/loader.cpp).
-    uint8_t blk[18];
+    uint8_t blk[k_x8_max_file_block];
     for (int64_t b = 0; b < w.ne[0] / 32; ++b) {
       x8_block(w, r, b, blk);
-      dequantize_row(DType::Q4_0, blk, out + 32 * b, 32);
+      dequantize_row(w.dtype, blk, out + 32 * b, 32);
     }
     return;
   }

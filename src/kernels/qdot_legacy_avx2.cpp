@@ -11,6 +11,7 @@
 
 #include "kernels/qdot_legacy_impl.h"
 #include "kernels/repack.h"
+#include "kernels/repack_avx2.h"
 #include "kernels/simd.h"
 
 // The dequantizers must round the multiply and the add separately, as dequantize_row does;
@@ -465,34 +466,34 @@ SLM_AVX2 void rows8_driver(int64_t n, const void* w, size_t bw, int nr, const vo
   }
 }
 
-// Q4_0 rows repacked at load time in groups of eight (kernels/repack.h): per block the eight
-// scales side by side and the quants already in the lanes unpack() builds, so a block costs
-// four loads instead of eight loads and twelve shuffles, and the eight scales one conversion.
-// w is the group holding the first row; groups are contiguous, walked as one stream.
+// Q4_0 / Q5_0 rows repacked at load time in groups of eight (kernels/repack.h): per block the
+// eight scales side by side and the quants already in the lanes unpack() builds, so a block
+// costs four loads instead of eight loads and twelve shuffles, and the eight scales one
+// conversion; Q5_0's fifth bits, stored reordered, take a shift and a mask per vector. group
+// is the group holding the first row; groups are contiguous, walked as one stream.
+template <class W>
 struct X8Rows {
+  static constexpr bool q5 = W::qh_at >= 0;
+  static constexpr size_t bytes = q5 ? k_q5_0_x8_block_bytes : k_q4_0_x8_block_bytes;
   const uint8_t* group;
   SLM_AVX2 void block(int64_t i, __m256i lo[4], __m256i hi[4], __m256* dw, __m256*) const {
-    const uint8_t* b = group + static_cast<size_t>(i) * k_q4_0_x8_block_bytes;
-    for (size_t off = 0; off < k_q4_0_x8_block_bytes; off += 64) prefetch_stream(b + off, 2048);
+    const uint8_t* b = group + static_cast<size_t>(i) * bytes;
+    for (size_t off = 0; off < bytes; off += 64) prefetch_stream(b + off, 2048);
     *dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i g = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * k));
-      lo[k] = _mm256_and_si256(g, m4);
-      hi[k] = _mm256_and_si256(_mm256_srli_epi16(g, 4), m4);
-    }
+    x8_quants<q5>(b + 16, lo, hi);
   }
 };
 
+template <class W>
 SLM_AVX2 void rows8_x8_driver(int64_t n, const void* w, size_t, int nr, const void* a, size_t ba,
                               int nc, float* s, int64_t ls) {
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* ab = static_cast<const uint8_t*>(a);
   const int64_t nb = n / k_block;
-  const size_t group_bytes = static_cast<size_t>(nb) * k_q4_0_x8_block_bytes;
-  const int32_t* sums = offset_sums<WQ4_0>(ab, ba, nc, nb);
+  const size_t group_bytes = static_cast<size_t>(nb) * X8Rows<W>::bytes;
+  const int32_t* sums = offset_sums<W>(ab, ba, nc, nb);
   const int groups = (nr + 7) / 8;
-  auto src = [&](int g) { return X8Rows{wb + static_cast<size_t>(g) * group_bytes}; };
+  auto src = [&](int g) { return X8Rows<W>{wb + static_cast<size_t>(g) * group_bytes}; };
   auto rows_of = [&](int g) { return std::min(8, nr - 8 * g); };
   if (nc == 1) {
     // Decode: group g beside group g + h, two streams half the range apart (as the float and
@@ -501,27 +502,27 @@ SLM_AVX2 void rows8_x8_driver(int64_t n, const void* w, size_t, int nr, const vo
     const int h = (groups + 1) / 2;
     for (int g = 0; g < h; ++g) {
       if (g + h < groups) {
-        const X8Rows pair[2] = {src(g), src(g + h)};
+        const X8Rows<W> pair[2] = {src(g), src(g + h)};
         float* const out[2] = {s + 8 * g, s + 8 * (g + h)};
         const int n_rows[2] = {rows_of(g), rows_of(g + h)};
-        Rows8<WQ4_0>::run_blocks<1>(nb, pair, ab, ba, sums, out, ls, n_rows);
+        Rows8<W>::template run_blocks<1>(nb, pair, ab, ba, sums, out, ls, n_rows);
       } else {
-        const X8Rows one[1] = {src(g)};
+        const X8Rows<W> one[1] = {src(g)};
         float* const out[1] = {s + 8 * g};
         const int n_rows[1] = {rows_of(g)};
-        Rows8<WQ4_0>::run_blocks<1>(nb, one, ab, ba, sums, out, ls, n_rows);
+        Rows8<W>::template run_blocks<1>(nb, one, ab, ba, sums, out, ls, n_rows);
       }
     }
     return;
   }
   for (int g = 0; g < groups; ++g) {
-    const X8Rows one[1] = {src(g)};
+    const X8Rows<W> one[1] = {src(g)};
     const int n_rows[1] = {rows_of(g)};
     auto group = [&]<int C>(const uint8_t* ac, const int32_t* cs, float* sc) SLM_AVX2_LAMBDA {
       float* const out[1] = {sc + 8 * g};
-      Rows8<WQ4_0>::template run_blocks<C>(nb, one, ac, ba, cs, out, ls, n_rows);
+      Rows8<W>::template run_blocks<C>(nb, one, ac, ba, cs, out, ls, n_rows);
     };
-    rows8_columns<WQ4_0>(n, group, ab, ba, nc, sums, s, ls);
+    rows8_columns<W>(n, group, ab, ba, nc, sums, s, ls);
   }
 }
 
@@ -698,8 +699,9 @@ const DotKernel k_avx2[] = {
      "avx2"},
     {DType::Q8_0, ActType::q8_0, &quantize_q8_0, int_tile<WQ8_0>, k_int_rows, k_int_cols, "avx2"},
     {DType::Q4_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ4_0>, 8, 2, "avx2",
-     &rows8_x8_driver},
-    {DType::Q5_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ5_0>, 8, 2, "avx2"},
+     &rows8_x8_driver<WQ4_0>},
+    {DType::Q5_0, ActType::q8_0, &quantize_q8_0, &rows8_driver<WQ5_0>, 8, 2, "avx2",
+     &rows8_x8_driver<WQ5_0>},
     {DType::Q4_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ4_1>, 8, 2, "avx2"},
     {DType::Q5_1, ActType::q8_1, &quantize_q8_1, &rows8_driver<WQ5_1>, 8, 2, "avx2"},
 };

@@ -7,6 +7,7 @@
 
 #include "kernels/qgemm.h"
 #include "kernels/repack.h"
+#include "kernels/repack_avx2.h"
 #include "kernels/simd.h"
 
 namespace slm::qgemm_detail {
@@ -72,7 +73,6 @@ SLM_AVX2 void repack(const uint8_t* w0, size_t bw, int nr, int64_t b0, int64_t n
 
 SLM_AVX2 void repack_x8(const uint8_t* g0, size_t group_bytes, int nr, int64_t b0, int64_t nbk,
                         int8_t* q, float* d) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nbk; ++b) {
     int8_t* qb = q + b * k_panel_block_bytes;
     for (int g = 0; g < 2; ++g) {
@@ -88,14 +88,12 @@ SLM_AVX2 void repack_x8(const uint8_t* g0, size_t group_bytes, int nr, int64_t b
           g0 + g * group_bytes + static_cast<size_t>(b0 + b) * k_q4_0_x8_block_bytes;
       _mm256_store_ps(d + b * 16 + 8 * g,
                       _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
-      // Lane r of quant vector k holds bytes 4k..4k+3 of row r: elements 4k.. (low nibbles,
-      // step k) and 16 + 4k.. (high nibbles, step 4 + k).
+      // Lane r of lo[k] / hi[k] holds row r's elements 4k.. (step k) / 16 + 4k.. (step 4 + k).
+      __m256i lo[4], hi[4];
+      x8_quants<false>(blk + 16, lo, hi);
       for (int k = 0; k < 4; ++k) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * k));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * k + 32 * g),
-                           _mm256_and_si256(v, m4));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * (4 + k) + 32 * g),
-                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * k + 32 * g), lo[k]);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 64 * (4 + k) + 32 * g), hi[k]);
       }
     }
   }

@@ -304,13 +304,12 @@ uint64_t available_memory() {
 // lose its contents), so the resident set grows by about one matrix at a time, never by the
 // whole copy, and inference touches no page of them.
 Status add_kernel_layouts(Model::Parts* parts, uint64_t budget) {
-  const DotKernel* k = dot_kernel(DType::Q4_0);
-  if (!k || !k->tile_x8) return Status();
   ModelWeights& w = parts->weights;
   std::vector<TensorView*> views;
   uint64_t total = 0;
   auto add = [&](TensorView* v) {
-    if (!x8_applies(*v)) return;
+    const DotKernel* k = x8_applies(*v) ? dot_kernel(v->dtype) : nullptr;
+    if (!k || !k->tile_x8) return;
     views.push_back(v);
     total += (x8_bytes(*v) + 63) / 64 * 64;
   };
@@ -328,7 +327,7 @@ Status add_kernel_layouts(Model::Parts* parts, uint64_t budget) {
   if (budget && total > budget) return Status();
   std::shared_ptr<uint8_t> buf(static_cast<uint8_t*>(std::aligned_alloc(64, total)), std::free);
   if (!buf) {
-    return error("out of memory for the kernel layout of %zu Q4_0 matrices (%llu bytes)",
+    return error("out of memory for the kernel layout of %zu matrices (%llu bytes)",
                  views.size(), static_cast<unsigned long long>(total));
   }
   const bool drop = parts->weights_file_mapped;
@@ -355,7 +354,14 @@ Status add_kernel_layouts(Model::Parts* parts, uint64_t budget) {
     if (!drop || !page) return;
     const uintptr_t b = reinterpret_cast<uintptr_t>(v.data);
     const uintptr_t lo = (b + page - 1) / page * page, hi = (b + v.nbytes) / page * page;
-    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    if (hi <= lo) return;
+    // The range first becomes a mapping of its own (MADV_DONTDUMP: a flag that changes nothing
+    // for reads, which the kernel keeps per mapping): a fault on a neighbouring tensor may map
+    // the pages around it, the whole large folio it sits in, but never past its mapping's end.
+    // Without this, reads of the matrices left in the file (a K-quant mix) mapped 20 MB of
+    // dropped Q5_0 pages back.
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTDUMP);
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
   };
   uint8_t* at = buf.get();
   for (TensorView* v : views) {

@@ -68,7 +68,7 @@ struct ModelWeights {
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c tokenizer.bin (required for llama2.c checkpoints)
-  // Give Q4_0 matrices a copy in the CPU kernels' layout (TensorView::x8) and let the
+  // Give Q4_0 and Q5_0 matrices a copy in the CPU kernels' layout (TensorView::x8) and let the
   // kernel drop the file's pages of them, so resident memory stays the size of the file.
   // Skipped when the copies would not fit in the memory available (they cannot be paged back
   // to the file). false: the kernels read the file's bytes (what the tests compare with).

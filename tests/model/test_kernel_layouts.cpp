@@ -1,5 +1,5 @@
-// Models loaded with kernel layouts (Q4_0 x8 copies, LoadOptions::kernel_layouts) compute the
-// same logits bit for bit as the file's rows: a 40-token prompt (the int8 GEMM) and decode
+// Models loaded with kernel layouts (Q4_0/Q5_0 x8 copies, LoadOptions::kernel_layouts) compute the
+// same logits bit for bit as the file's rows: a 40-token prompt (the GEMMs) and decode
 // steps (the dot tiles), on one and two threads, for an architecture with fused q/k/v and
 // gate/up matrices (row slices of one tensor) and one with tied embeddings (the lookup reads
 // rows of the x8 copy). Each run checks that the copies were (or were not) made, and a model
@@ -52,29 +52,31 @@ std::vector<float> run_model(const std::string& path, const LoadOptions& o, int 
   return all;
 }
 
-TEST(KernelLayouts, Q4_0ModelSameLogitsAsFileRows) {
-  for (const char* arch : {"llama", "phi3"}) {
-    FixtureSpec spec;
-    spec.arch = arch;
-    spec.fused = std::string(arch) == "phi3";
-    spec.tied = !spec.fused;  // the output matrix is the embedding's x8 copy
-    spec.n_ff = 160;          // 20 row groups of 8 per gate/up slice: the slices start mid-tensor
-    test::TempDir tmp;
-    const std::string path = tmp.file("m.gguf");
-    Status st = write_fixture_gguf(spec, path, DType::Q4_0);
-    ASSERT_TRUE(st.ok()) << st.message();
-    LoadOptions plain, packed;
-    plain.kernel_layouts = false;
-    for (int threads : {1, 2}) {
-      bool copied = true;
-      const std::vector<float> file_rows = run_model(path, plain, threads, &copied);
-      EXPECT_FALSE(copied);
-      const std::vector<float> x8 = run_model(path, packed, threads, &copied);
-      EXPECT_TRUE(copied) << "no x8 copies: the comparison below would be of the file rows twice";
-      ASSERT_EQ(file_rows.size(), static_cast<size_t>(43 * 256));
-      ASSERT_EQ(x8.size(), file_rows.size());
-      EXPECT_EQ(0, std::memcmp(file_rows.data(), x8.data(), x8.size() * sizeof(float)))
-          << arch << ", " << threads << " threads";
+TEST(KernelLayouts, ModelSameLogitsAsFileRows) {
+  for (DType t : {DType::Q4_0, DType::Q5_0}) {
+    for (const char* arch : {"llama", "phi3"}) {
+      FixtureSpec spec;
+      spec.arch = arch;
+      spec.fused = std::string(arch) == "phi3";
+      spec.tied = !spec.fused;  // the output matrix is the embedding's x8 copy
+      spec.n_ff = 160;          // 20 row groups of 8 per gate/up slice: the slices start mid-tensor
+      test::TempDir tmp;
+      const std::string path = tmp.file("m.gguf");
+      Status st = write_fixture_gguf(spec, path, t);
+      ASSERT_TRUE(st.ok()) << st.message();
+      LoadOptions plain, packed;
+      plain.kernel_layouts = false;
+      for (int threads : {1, 2}) {
+        bool copied = true;
+        const std::vector<float> file_rows = run_model(path, plain, threads, &copied);
+        EXPECT_FALSE(copied);
+        const std::vector<float> x8 = run_model(path, packed, threads, &copied);
+        EXPECT_TRUE(copied) << "no x8 copies: the comparison below would be of the file rows twice";
+        ASSERT_EQ(file_rows.size(), static_cast<size_t>(43 * 256));
+        ASSERT_EQ(x8.size(), file_rows.size());
+        EXPECT_EQ(0, std::memcmp(file_rows.data(), x8.data(), x8.size() * sizeof(float)))
+            << dtype_name(t) << ", " << arch << ", " << threads << " threads";
+      }
     }
   }
 }
