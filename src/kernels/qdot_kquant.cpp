@@ -59,10 +59,7 @@ SLM_AVX2 void quantize_q8_k_avx2(const float* x, void* a, int64_t n) {
     for (int j = 0; j < k_qk; j += 8) {
       mx = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), mx);
     }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
+    const float amax = hmax256(mx);
     const float d = amax / 127.0f;
     b->d = d;
     if (d == 0) {

@@ -52,10 +52,7 @@ SLM_AVX2 inline __m256i quantize_block(const float* x, float* d_out) {
     // max_ps returns its second operand when the first is NaN, as fmax ignores NaN.
     amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
   }
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  const float d = _mm_cvtss_f32(m) / 127.0f;
+  const float d = hmax256(amax) / 127.0f;
   const float id = d != 0 ? 1.0f / d : 0.0f;
   *d_out = d;
   const __m256 vid = _mm256_set1_ps(id), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);

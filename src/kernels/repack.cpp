@@ -9,7 +9,7 @@ namespace {
 
 constexpr size_t k_quant_bytes = 16;  // nibble bytes per block, after the scale (and qh)
 
-size_t file_block_bytes(DType t) { return t == DType::Q5_0 ? 22 : 18; }
+size_t file_block_bytes(DType t) { return static_cast<size_t>(dtype_traits(t)->type_size); }
 
 // Where element e's fifth bit goes in the reordered word (repack.h).
 constexpr int fifth_bit_at(int e) {
