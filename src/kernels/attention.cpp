@@ -149,6 +149,54 @@ SLM_AVX2 void scores_avx2(const float* q, const uint8_t* k, size_t stride, int64
   }
 }
 
+// scores_avx2 for two query heads over the same rows (GQA): each K vector is loaded and widened
+// once for both heads. Each head's arithmetic is scores_avx2's, in the same order, so the
+// results are the same bits.
+template <bool kF16>
+SLM_AVX2 void scores2_avx2(const float* q0, const float* q1, const uint8_t* k, size_t stride,
+                           int64_t n_pos, int64_t D, float scale, float* s0, float* s1) {
+  const __m128 vs = _mm_set1_ps(scale);
+  auto reduce4 = [&](__m256 a0, __m256 a1, __m256 a2, __m256 a3, float* dst) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(dst, _mm_mul_ps(sum, vs));
+  };
+  int64_t j = 0;
+  for (; j + 4 <= n_pos; j += 4) {
+    const uint8_t* r = k + j * stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    __m256 b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < D; i += 8) {
+      const __m256 va = _mm256_loadu_ps(q0 + i), vb = _mm256_loadu_ps(q1 + i);
+      const __m256 k0 = load8<kF16>(r, i), k1 = load8<kF16>(r + stride, i);
+      const __m256 k2 = load8<kF16>(r + 2 * stride, i), k3 = load8<kF16>(r + 3 * stride, i);
+      a0 = _mm256_fmadd_ps(va, k0, a0);
+      b0 = _mm256_fmadd_ps(vb, k0, b0);
+      a1 = _mm256_fmadd_ps(va, k1, a1);
+      b1 = _mm256_fmadd_ps(vb, k1, b1);
+      a2 = _mm256_fmadd_ps(va, k2, a2);
+      b2 = _mm256_fmadd_ps(vb, k2, b2);
+      a3 = _mm256_fmadd_ps(va, k3, a3);
+      b3 = _mm256_fmadd_ps(vb, k3, b3);
+    }
+    reduce4(a0, a1, a2, a3, s0 + j);
+    reduce4(b0, b1, b2, b3, s1 + j);
+  }
+  for (; j < n_pos; ++j) {
+    const uint8_t* r = k + j * stride;
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (int64_t i = 0; i < D; i += 8) {
+      const __m256 kv = load8<kF16>(r, i);
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i), kv, a);
+      b = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + i), kv, b);
+    }
+    s0[j] = hsum256(a) * scale;
+    s1[j] = hsum256(b) * scale;
+  }
+}
+
 // out[c0 .. c0 + 8·NV) = Σ_j p[j] · V[j][c0 ...], the accumulators in registers across all j
 // (the row-by-row axpy loaded and stored out once per row).
 template <bool kF16, int NV>
@@ -162,6 +210,37 @@ SLM_AVX2 inline void weighted_sum_cols(const float* p, const uint8_t* v, size_t 
     for (int u = 0; u < NV; ++u) acc[u] = _mm256_fmadd_ps(pj, load8<kF16>(r, c0 + 8 * u), acc[u]);
   }
   for (int u = 0; u < NV; ++u) _mm256_storeu_ps(out + c0 + 8 * u, acc[u]);
+}
+
+// weighted_sum_cols for two heads' weights over the same V rows: each V vector widened once.
+// Every output column sums over j in order, one multiply-add per row, as in weighted_sum_cols.
+template <bool kF16, int NV>
+SLM_AVX2 inline void weighted_sum2_cols(const float* p0, const float* p1, const uint8_t* v,
+                                        size_t stride, int64_t n_pos, int64_t c0, float* o0,
+                                        float* o1) {
+  __m256 a[NV], b[NV];
+  for (int u = 0; u < NV; ++u) a[u] = b[u] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const __m256 pa = _mm256_broadcast_ss(p0 + j), pb = _mm256_broadcast_ss(p1 + j);
+    const uint8_t* r = v + j * stride;
+    for (int u = 0; u < NV; ++u) {
+      const __m256 vv = load8<kF16>(r, c0 + 8 * u);
+      a[u] = _mm256_fmadd_ps(pa, vv, a[u]);
+      b[u] = _mm256_fmadd_ps(pb, vv, b[u]);
+    }
+  }
+  for (int u = 0; u < NV; ++u) {
+    _mm256_storeu_ps(o0 + c0 + 8 * u, a[u]);
+    _mm256_storeu_ps(o1 + c0 + 8 * u, b[u]);
+  }
+}
+
+template <bool kF16>
+SLM_AVX2 void weighted_sum2_avx2(const float* p0, const float* p1, const uint8_t* v, size_t stride,
+                                 int64_t n_pos, int64_t D, float* o0, float* o1) {
+  int64_t c = 0;
+  for (; c + 32 <= D; c += 32) weighted_sum2_cols<kF16, 4>(p0, p1, v, stride, n_pos, c, o0, o1);
+  for (; c < D; c += 8) weighted_sum2_cols<kF16, 1>(p0, p1, v, stride, n_pos, c, o0, o1);
 }
 
 template <bool kF16>
@@ -302,6 +381,48 @@ void attention_head_kv(DType t, const float* q, const void* k, const void* v, si
   softmax(scores, n_pos);
   for (int64_t d = 0; d < head_dim; ++d) out[d] = 0;
   for (int64_t j = 0; j < n_pos; ++j) axpy_row_avx2(t, scores[j], vb + j * stride, out, head_dim);
+}
+
+void attention_group_kv(DType t, const float* q, int64_t n_heads, const void* k, const void* v,
+                        size_t stride, int64_t n_pos, int64_t head_dim, float scale, float* scores,
+                        float* out) {
+  const int64_t D = head_dim;
+  const uint8_t* kb = static_cast<const uint8_t*>(k);
+  const uint8_t* vb = static_cast<const uint8_t*>(v);
+  int64_t h = 0;
+  if (ops_have_avx2() && (t == DType::F16 || t == DType::F32) && D % 8 == 0) {
+    const bool f16 = t == DType::F16;
+    for (; h + 2 <= n_heads; h += 2) {
+      const float* q0 = q + h * D;
+      float* s0 = scores + h * n_pos;
+      float* o0 = out + h * D;
+      if (f16) {
+        scores2_avx2<true>(q0, q0 + D, kb, stride, n_pos, D, scale, s0, s0 + n_pos);
+      } else {
+        scores2_avx2<false>(q0, q0 + D, kb, stride, n_pos, D, scale, s0, s0 + n_pos);
+      }
+      softmax(s0, n_pos);
+      softmax(s0 + n_pos, n_pos);
+      if (f16) {
+        weighted_sum2_avx2<true>(s0, s0 + n_pos, vb, stride, n_pos, D, o0, o0 + D);
+      } else {
+        weighted_sum2_avx2<false>(s0, s0 + n_pos, vb, stride, n_pos, D, o0, o0 + D);
+      }
+    }
+  }
+  for (; h < n_heads; ++h) {
+    attention_head_kv(t, q + h * D, k, v, stride, n_pos, D, scale, scores + h * n_pos,
+                      out + h * D);
+  }
+}
+
+void attention_group_kv_ref(DType t, const float* q, int64_t n_heads, const void* k,
+                            const void* v, size_t stride, int64_t n_pos, int64_t head_dim,
+                            float scale, float* scores, float* out) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    attention_head_kv_ref(t, q + h * head_dim, k, v, stride, n_pos, head_dim, scale,
+                          scores + h * n_pos, out + h * head_dim);
+  }
 }
 
 }  // namespace slm

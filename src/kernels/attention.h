@@ -30,4 +30,15 @@ void attention_head_kv_ref(DType t, const float* q, const void* k, const void* v
                            int64_t n_pos, int64_t head_dim, float scale, float* scores,
                            float* out);
 
+// attention_head_kv for n_heads query heads that share one KV head (grouped-query attention):
+// q and out hold n_heads rows of head_dim, scores n_heads * n_pos floats. Each head's output is
+// bit for bit what attention_head_kv gives it; the F16/F32 cache rows are loaded and widened
+// once per pair of heads.
+void attention_group_kv(DType t, const float* q, int64_t n_heads, const void* k, const void* v,
+                        size_t stride, int64_t n_pos, int64_t head_dim, float scale, float* scores,
+                        float* out);
+void attention_group_kv_ref(DType t, const float* q, int64_t n_heads, const void* k,
+                            const void* v, size_t stride, int64_t n_pos, int64_t head_dim,
+                            float scale, float* scores, float* out);
+
 }  // namespace slm

@@ -16,6 +16,8 @@ namespace {
 
 // Prompts are processed in chunks of at most this many tokens (bounds the scratch size).
 constexpr int64_t k_max_batch = 128;
+// Query heads of one KV head per attention task (attention_group_kv shares loads per pair).
+constexpr int64_t k_heads_per_task = 2;
 
 // Per-pair inverse frequencies, theta^(-2i/D), with the model's scaling applied.
 std::vector<double> rope_inv_freq(const ModelConfig& c, const ModelWeights& w) {
@@ -70,7 +72,7 @@ struct detail::ForwardCore {
   size_t kv_row;  // bytes per cached row
   std::vector<uint8_t> k_cache, v_cache;
   std::vector<float> x, xn, q, k, v, att, gate, up, cos_t, sin_t;
-  std::vector<float> scores;  // one row of n_ctx per thread
+  std::vector<float> scores;  // k_heads_per_task rows of n_ctx per thread
   std::vector<float> logits;  // output rows x n_vocab (grows for all_logits)
   // Per-token sequence and position of the current chunk, and the rows whose logits it outputs.
   std::vector<int32_t> toks, seqs;
@@ -111,7 +113,7 @@ struct detail::ForwardCore {
     up.resize(sz(B * c.n_ff));
     cos_t.resize(sz(B * D / 2));
     sin_t.resize(sz(B * D / 2));
-    scores.resize(sz(pool.n_threads() * n_ctx));
+    scores.resize(sz(pool.n_threads() * k_heads_per_task * n_ctx));
     // A decode step of every sequence needs n_seq rows; no allocation per step.
     logits.resize(sz(n_seq * c.n_vocab));
     toks.resize(sz(B));
@@ -199,16 +201,19 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
         kv_store_row(kv_type, v.data() + t * kv_dim + h * D, v_at(s, il, h, p), D);
       }
     });
-    // One task per (token, head) over its own sequence's rows 0..pos; each task uses its
-    // thread's row of scores.
+    // One task per (token, pair of query heads sharing a KV head) over its own sequence's rows
+    // 0..pos: the pair reads each cached row once. Each task uses its thread's scores rows.
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    pool.parallel_for(T * H, [&](int64_t b, int64_t e, int tid) {
-      float* sc = scores.data() + static_cast<int64_t>(tid) * n_ctx;
+    const int64_t per_kv = (group + k_heads_per_task - 1) / k_heads_per_task;  // tasks per KV head
+    pool.parallel_for(T * Hkv * per_kv, [&](int64_t b, int64_t e, int tid) {
+      float* sc = scores.data() + static_cast<int64_t>(tid) * k_heads_per_task * n_ctx;
       for (int64_t task = b; task < e; ++task) {
-        const int64_t t = task / H, h = task % H, hk = h / group, s = seqs[t];
-        attention_head_kv(kv_type, q.data() + t * q_dim + h * D, k_at(s, il, hk, 0),
-                          v_at(s, il, hk, 0), kv_row, pos[t] + 1, D, scale, sc,
-                          att.data() + t * q_dim + h * D);
+        const int64_t t = task / (Hkv * per_kv), hk = task / per_kv % Hkv, s = seqs[t];
+        const int64_t h = hk * group + task % per_kv * k_heads_per_task;
+        const int64_t nh = std::min(k_heads_per_task, (hk + 1) * group - h);
+        attention_group_kv(kv_type, q.data() + t * q_dim + h * D, nh, k_at(s, il, hk, 0),
+                           v_at(s, il, hk, 0), kv_row, pos[t] + 1, D, scale,
+                           sc, att.data() + t * q_dim + h * D);
       }
     });
     SLM_TRY(matmul(L.wo, att.data(), T, xn.data(), tp, mm));

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -98,6 +99,41 @@ TEST(KvCache, SimdAttentionMatchesScalarOracle) {
         attention_head_kv_ref(t, q.data(), k.data(), v.data(), stride, n_pos, D, scale,
                               scores.data(), ref.data());
         EXPECT_LT(nmse(out, ref), 1e-7) << dtype_name(t) << " D=" << D << " n=" << n_pos;
+      }
+    }
+  }
+}
+
+// Query heads sharing a KV head (GQA) computed together give each head exactly what it gets
+// alone, and match the scalar oracle; odd head counts, short and ragged row counts.
+TEST(KvCache, GroupedHeadsMatchOneHeadAtATime) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    for (int64_t D : {32, 40, 64, 36}) {
+      if (!kv_type_supported(t, D)) continue;
+      for (int64_t n_pos : {1, 3, 4, 5, 33, 300}) {
+        const size_t stride = kv_row_bytes(t, D) + 2;
+        std::vector<uint8_t> k(stride * n_pos), v(stride * n_pos);
+        for (int64_t j = 0; j < n_pos; ++j) {
+          kv_store_row(t, randn(D, 300 + j).data(), k.data() + j * stride, D);
+          kv_store_row(t, randn(D, 700 + j).data(), v.data() + j * stride, D);
+        }
+        for (int64_t G : {1, 2, 3, 5}) {
+          std::vector<float> q = randn(G * D, 11 + G), scores(G * n_pos), out(G * D);
+          std::vector<float> one(G * D), ref(G * D), s1(n_pos);
+          const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+          attention_group_kv(t, q.data(), G, k.data(), v.data(), stride, n_pos, D, scale,
+                             scores.data(), out.data());
+          attention_group_kv_ref(t, q.data(), G, k.data(), v.data(), stride, n_pos, D, scale,
+                                 scores.data(), ref.data());
+          for (int64_t h = 0; h < G; ++h) {
+            attention_head_kv(t, q.data() + h * D, k.data(), v.data(), stride, n_pos, D, scale,
+                              s1.data(), one.data() + h * D);
+          }
+          const std::string what = std::string(dtype_name(t)) + " D=" + std::to_string(D) +
+                                   " n=" + std::to_string(n_pos) + " G=" + std::to_string(G);
+          EXPECT_EQ(0, std::memcmp(out.data(), one.data(), out.size() * sizeof(float))) << what;
+          EXPECT_LT(nmse(out, ref), 1e-7) << what;
+        }
       }
     }
   }
