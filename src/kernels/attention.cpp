@@ -117,29 +117,42 @@ SLM_AVX2 inline __m256 load8(const uint8_t* row, int64_t i) {
   }
 }
 
+// The sums of eight vectors: lanes 0-3 of the result are the sums of v[0..3], lanes 4-7 those
+// of v[4..7]. Each sum is ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) whatever the
+// vector's position, so rows reduced in fours or in eights give the same bits.
+SLM_AVX2 inline __m256 sum8(const __m256 (&v)[8]) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 // scores[j] = scale · q·K[j] for 4 rows at a time (4 accumulators, one horizontal reduction
 // for the four instead of one per row: at D = 64 the reduction cost as much as the dot).
 // D % 8 == 0.
 template <bool kF16>
 SLM_AVX2 void scores_avx2(const float* q, const uint8_t* k, size_t stride, int64_t n_pos,
                           int64_t D, float scale, float* scores) {
-  const __m128 vs = _mm_set1_ps(scale);
   int64_t j = 0;
-  for (; j + 4 <= n_pos; j += 4) {
+  // Eight rows per reduction (at D = 64 the reduction cost as much as the dot products).
+  for (; j + 8 <= n_pos; j += 8) {
     const uint8_t* r = k + j * stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    __m256 a[8];
+    for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
     for (int64_t i = 0; i < D; i += 8) {
       const __m256 vq = _mm256_loadu_ps(q + i);
-      a0 = _mm256_fmadd_ps(vq, load8<kF16>(r, i), a0);
-      a1 = _mm256_fmadd_ps(vq, load8<kF16>(r + stride, i), a1);
-      a2 = _mm256_fmadd_ps(vq, load8<kF16>(r + 2 * stride, i), a2);
-      a3 = _mm256_fmadd_ps(vq, load8<kF16>(r + 3 * stride, i), a3);
+      for (int u = 0; u < 8; ++u) a[u] = _mm256_fmadd_ps(vq, load8<kF16>(r + u * stride, i), a[u]);
     }
-    // hadd pairs, then fold the 128-bit halves: lane r holds row r's sum.
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    _mm_storeu_ps(scores + j, _mm_mul_ps(sum, vs));
+    _mm256_storeu_ps(scores + j, _mm256_mul_ps(sum8(a), _mm256_set1_ps(scale)));
+  }
+  for (; j + 4 <= n_pos; j += 4) {
+    const uint8_t* r = k + j * stride;
+    __m256 a[8];
+    for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < D; i += 8) {
+      const __m256 vq = _mm256_loadu_ps(q + i);
+      for (int u = 0; u < 4; ++u) a[u] = _mm256_fmadd_ps(vq, load8<kF16>(r + u * stride, i), a[u]);
+    }
+    _mm_storeu_ps(scores + j, _mm_mul_ps(_mm256_castps256_ps128(sum8(a)), _mm_set1_ps(scale)));
   }
   for (; j < n_pos; ++j) {
     const uint8_t* r = k + j * stride;
@@ -155,34 +168,22 @@ SLM_AVX2 void scores_avx2(const float* q, const uint8_t* k, size_t stride, int64
 template <bool kF16>
 SLM_AVX2 void scores2_avx2(const float* q0, const float* q1, const uint8_t* k, size_t stride,
                            int64_t n_pos, int64_t D, float scale, float* s0, float* s1) {
-  const __m128 vs = _mm_set1_ps(scale);
-  auto reduce4 = [&](__m256 a0, __m256 a1, __m256 a2, __m256 a3, float* dst) {
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    _mm_storeu_ps(dst, _mm_mul_ps(sum, vs));
-  };
   int64_t j = 0;
   for (; j + 4 <= n_pos; j += 4) {
     const uint8_t* r = k + j * stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-    __m256 b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+    __m256 a[8];  // head 0's four rows, then head 1's
+    for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
     for (int64_t i = 0; i < D; i += 8) {
       const __m256 va = _mm256_loadu_ps(q0 + i), vb = _mm256_loadu_ps(q1 + i);
-      const __m256 k0 = load8<kF16>(r, i), k1 = load8<kF16>(r + stride, i);
-      const __m256 k2 = load8<kF16>(r + 2 * stride, i), k3 = load8<kF16>(r + 3 * stride, i);
-      a0 = _mm256_fmadd_ps(va, k0, a0);
-      b0 = _mm256_fmadd_ps(vb, k0, b0);
-      a1 = _mm256_fmadd_ps(va, k1, a1);
-      b1 = _mm256_fmadd_ps(vb, k1, b1);
-      a2 = _mm256_fmadd_ps(va, k2, a2);
-      b2 = _mm256_fmadd_ps(vb, k2, b2);
-      a3 = _mm256_fmadd_ps(va, k3, a3);
-      b3 = _mm256_fmadd_ps(vb, k3, b3);
+      for (int u = 0; u < 4; ++u) {
+        const __m256 kv = load8<kF16>(r + u * stride, i);
+        a[u] = _mm256_fmadd_ps(va, kv, a[u]);
+        a[4 + u] = _mm256_fmadd_ps(vb, kv, a[4 + u]);
+      }
     }
-    reduce4(a0, a1, a2, a3, s0 + j);
-    reduce4(b0, b1, b2, b3, s1 + j);
+    const __m256 sums = _mm256_mul_ps(sum8(a), _mm256_set1_ps(scale));
+    _mm_storeu_ps(s0 + j, _mm256_castps256_ps128(sums));
+    _mm_storeu_ps(s1 + j, _mm256_extractf128_ps(sums, 1));
   }
   for (; j < n_pos; ++j) {
     const uint8_t* r = k + j * stride;
