@@ -417,6 +417,115 @@ void attention_group_kv(DType t, const float* q, int64_t n_heads, const void* k,
   }
 }
 
+namespace {
+
+// Columns [c, c + 8) of the eight queries' weighted sums, dst[8 * i ...] for query i. The
+// accumulators are named: as an array, GCC stored all eight to the stack every row.
+template <bool kF16>
+SLM_AVX2 inline void tile_weighted_cols(const float* s, const uint8_t* v, size_t stride, int64_t n,
+                                        int64_t c, float* dst) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t j = 0; j < n; ++j, s += 8) {
+    const __m256 vv = load8<kF16>(v + j * stride, c);
+    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(s), vv, a0);
+    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 1), vv, a1);
+    a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 2), vv, a2);
+    a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 3), vv, a3);
+    a4 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 4), vv, a4);
+    a5 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 5), vv, a5);
+    a6 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 6), vv, a6);
+    a7 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + 7), vv, a7);
+  }
+  _mm256_store_ps(dst, a0);
+  _mm256_store_ps(dst + 8, a1);
+  _mm256_store_ps(dst + 16, a2);
+  _mm256_store_ps(dst + 24, a3);
+  _mm256_store_ps(dst + 32, a4);
+  _mm256_store_ps(dst + 40, a5);
+  _mm256_store_ps(dst + 48, a6);
+  _mm256_store_ps(dst + 56, a7);
+}
+
+// Row j's scores of the eight queries (lane i = query i), unscaled.
+template <bool kF16>
+SLM_AVX2 inline __m256 tile_scores_row(const float* const (&qi)[8], const uint8_t* r, int64_t D) {
+  __m256 a[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < D; c += 8) {
+    const __m256 kv = load8<kF16>(r, c);
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(qi[i] + c), kv, a[i]);
+  }
+  return sum8(a);
+}
+
+// attention_tile_kv's AVX2 body for m <= 8 queries over F32/F16 rows, D % 8 == 0. Lane i of
+// every vector is query i (lanes past m repeat the last query and are discarded).
+template <bool kF16>
+SLM_AVX2 void attention_tile_avx2(const float* q, size_t q_stride, int m, int64_t n_first,
+                                  const uint8_t* k, const uint8_t* v, size_t stride, int64_t D,
+                                  float scale, float* s, float* out, size_t out_stride) {
+  const float* qi[8];
+  for (int i = 0; i < 8; ++i) qi[i] = q + static_cast<size_t>(std::min(i, m - 1)) * q_stride;
+  const int64_t n = n_first + m - 1;
+  // Row j is visible to query i when j < n_first + i: lane i's limit.
+  const __m256 limit = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(n_first)),
+                                     _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY), vscale = _mm256_set1_ps(scale);
+  // Scores, row j at s + 8j: each K vector is widened once for the eight queries.
+  __m256 mx = neg_inf;
+  for (int64_t j = 0; j < n; ++j) {
+    __m256 sj = _mm256_mul_ps(tile_scores_row<kF16>(qi, k + j * stride, D), vscale);
+    if (j >= n_first) {
+      sj = _mm256_blendv_ps(sj, neg_inf, _mm256_cmp_ps(_mm256_set1_ps(static_cast<float>(j)), limit,
+                                                       _CMP_GE_OQ));
+    }
+    mx = _mm256_max_ps(mx, sj);
+    _mm256_storeu_ps(s + 8 * j, sj);
+  }
+  // Softmax per lane; the 1 / sum is applied to the outputs (D values, not n).
+  __m256 sum = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + 8 * j), mx));
+    _mm256_storeu_ps(s + 8 * j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  alignas(32) float inv[8];
+  _mm256_store_ps(inv, _mm256_div_ps(_mm256_set1_ps(1.0f), sum));
+  // Weighted sum, eight output columns of every query at a time: each V vector widened once.
+  alignas(32) float cols[64];
+  for (int64_t c = 0; c < D; c += 8) {
+    tile_weighted_cols<kF16>(s, v, stride, n, c, cols);
+    for (int i = 0; i < m; ++i) {
+      _mm256_storeu_ps(out + static_cast<size_t>(i) * out_stride + c,
+                       _mm256_mul_ps(_mm256_load_ps(cols + 8 * i), _mm256_set1_ps(inv[i])));
+    }
+  }
+}
+
+}  // namespace
+
+void attention_tile_kv(DType t, const float* q, size_t q_stride, int m, int64_t n_first,
+                       const void* k, const void* v, size_t stride, int64_t head_dim, float scale,
+                       float* scores, float* out, size_t out_stride) {
+  const uint8_t* kb = static_cast<const uint8_t*>(k);
+  const uint8_t* vb = static_cast<const uint8_t*>(v);
+  if (m >= 1 && m <= k_attention_tile && ops_have_avx2() &&
+      (t == DType::F16 || t == DType::F32) && head_dim % 8 == 0) {
+    if (t == DType::F16) {
+      attention_tile_avx2<true>(q, q_stride, m, n_first, kb, vb, stride, head_dim, scale, scores,
+                                out, out_stride);
+    } else {
+      attention_tile_avx2<false>(q, q_stride, m, n_first, kb, vb, stride, head_dim, scale, scores,
+                                 out, out_stride);
+    }
+    return;
+  }
+  for (int i = 0; i < m; ++i) {
+    attention_head_kv(t, q + static_cast<size_t>(i) * q_stride, k, v, stride, n_first + i,
+                      head_dim, scale, scores, out + static_cast<size_t>(i) * out_stride);
+  }
+}
+
 void attention_group_kv_ref(DType t, const float* q, int64_t n_heads, const void* k,
                             const void* v, size_t stride, int64_t n_pos, int64_t head_dim,
                             float scale, float* scores, float* out) {

@@ -41,4 +41,16 @@ void attention_group_kv_ref(DType t, const float* q, int64_t n_heads, const void
                             const void* v, size_t stride, int64_t n_pos, int64_t head_dim,
                             float scale, float* scores, float* out);
 
+// Causal attention of m <= k_attention_tile consecutive query tokens of one head (a prompt's
+// rows): query i sees cached rows [0, n_first + i) and sits at q + i * q_stride, its output at
+// out + i * out_stride (in floats). scores holds 8 * (n_first + m - 1) floats. Each cached row is
+// loaded and widened once for all m queries (F16/F32 caches, head_dim % 8 == 0; otherwise one
+// query at a time). The result matches attention_head_kv to rounding, not bit for bit (the
+// softmax's 1 / sum is applied to the outputs). A query's bits do not depend on m or on the
+// other queries (the rows it cannot see add exact zeros), given finite cached values.
+constexpr int k_attention_tile = 8;
+void attention_tile_kv(DType t, const float* q, size_t q_stride, int m, int64_t n_first,
+                       const void* k, const void* v, size_t stride, int64_t head_dim, float scale,
+                       float* scores, float* out, size_t out_stride);
+
 }  // namespace slm

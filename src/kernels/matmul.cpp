@@ -279,10 +279,14 @@ Status matmul_with(const DotKernel& k, const TensorView& w, const float* x, int6
   return Status();
 }
 
+bool matmul_uses_gemm(int64_t T, MatmulMode mode) {
+  return mode == MatmulMode::fast && T >= gemm_min_tokens();
+}
+
 Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
               MatmulMode mode) {
   SLM_TRY(check_weight(w));
-  if (mode == MatmulMode::fast && T >= gemm_min_tokens()) {
+  if (matmul_uses_gemm(T, mode)) {
     return matmul_gemm(w, x, T, y, pool);
   }
   const DotKernel* k = mode != MatmulMode::float_activations ? dot_kernel(w.dtype) : nullptr;
@@ -297,7 +301,7 @@ Status matmul_many(const TensorView* const* ws, float* const* ys, int count, con
   const DotKernel* ks[k_max];
   bool fused = count >= 2 && count <= k_max && pool && pool->n_threads() > 1 &&
                mode != MatmulMode::float_activations &&
-               !(mode == MatmulMode::fast && T >= gemm_min_tokens());
+               !matmul_uses_gemm(T, mode);
   for (int i = 0; fused && i < count; ++i) {
     SLM_TRY(check_weight(*ws[i]));
     ks[i] = dot_kernel(ws[i]->dtype);

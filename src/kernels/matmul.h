@@ -36,6 +36,10 @@ constexpr int64_t k_gemm_min_tokens = 32;
 Status matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool* pool,
               MatmulMode mode = MatmulMode::fast);
 
+// True if matmul sends T tokens in this mode to the GEMM, whose per-token results depend on the
+// batch (callers keep their other per-token arithmetic batch-independent below that size).
+bool matmul_uses_gemm(int64_t T, MatmulMode mode);
+
 // ys[i] (T, ws[i].ne[1]) = x · ws[i]ᵀ for up to four weights sharing the input x (q/k/v,
 // gate/up): in the dot-kernel modes one thread-pool job covers all their rows, so small
 // matrices do not each pay a hand-off, and x is converted once per activation format. Each

@@ -18,6 +18,8 @@ namespace {
 constexpr int64_t k_max_batch = 128;
 // Query heads of one KV head per attention task (attention_group_kv shares loads per pair).
 constexpr int64_t k_heads_per_task = 2;
+// Rows of n_ctx scores per thread: a pair of heads, or a tile of query tokens (8 lanes per row).
+constexpr int64_t k_scores_rows = std::max<int64_t>(k_heads_per_task, k_attention_tile);
 
 // Per-pair inverse frequencies, theta^(-2i/D), with the model's scaling applied.
 std::vector<double> rope_inv_freq(const ModelConfig& c, const ModelWeights& w) {
@@ -72,7 +74,7 @@ struct detail::ForwardCore {
   size_t kv_row;  // bytes per cached row
   std::vector<uint8_t> k_cache, v_cache;
   std::vector<float> x, xn, q, k, v, att, gate, up, cos_t, sin_t;
-  std::vector<float> scores;  // k_heads_per_task rows of n_ctx per thread
+  std::vector<float> scores;  // k_scores_rows rows of n_ctx per thread
   std::vector<float> logits;  // output rows x n_vocab (grows for all_logits)
   // Per-token sequence and position of the current chunk, and the rows whose logits it outputs.
   std::vector<int32_t> toks, seqs;
@@ -113,7 +115,7 @@ struct detail::ForwardCore {
     up.resize(sz(B * c.n_ff));
     cos_t.resize(sz(B * D / 2));
     sin_t.resize(sz(B * D / 2));
-    scores.resize(sz(pool.n_threads() * k_heads_per_task * n_ctx));
+    scores.resize(sz(pool.n_threads() * k_scores_rows * n_ctx));
     // A decode step of every sequence needs n_seq rows; no allocation per step.
     logits.resize(sz(n_seq * c.n_vocab));
     toks.resize(sz(B));
@@ -155,6 +157,12 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
       for (int64_t t = 0; t < T; ++t) fn(t);
     }
   };
+
+  // A prompt-sized chunk of one sequence's consecutive positions takes its queries in tiles:
+  // only where the matmuls already go to the GEMM, so a small batch's tokens keep the results
+  // they get one at a time.
+  bool tiled = matmul_uses_gemm(T, mm);
+  for (int64_t t = 1; tiled && t < T; ++t) tiled = seqs[t] == seqs[0] && pos[t] == pos[0] + t;
 
   for (int64_t t = 0; t < T; ++t) weight_row_to_f32(w.tok_embd, tokens[t], x.data() + t * E);
   for (int64_t t = 0; t < T; ++t) {
@@ -201,21 +209,39 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
         kv_store_row(kv_type, v.data() + t * kv_dim + h * D, v_at(s, il, h, p), D);
       }
     });
-    // One task per (token, pair of query heads sharing a KV head) over its own sequence's rows
-    // 0..pos: the pair reads each cached row once. Each task uses its thread's scores rows.
+    // Each attention task uses its thread's rows of scores.
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    const int64_t per_kv = (group + k_heads_per_task - 1) / k_heads_per_task;  // tasks per KV head
-    pool.parallel_for(T * Hkv * per_kv, [&](int64_t b, int64_t e, int tid) {
-      float* sc = scores.data() + static_cast<int64_t>(tid) * k_heads_per_task * n_ctx;
-      for (int64_t task = b; task < e; ++task) {
-        const int64_t t = task / (Hkv * per_kv), hk = task / per_kv % Hkv, s = seqs[t];
-        const int64_t h = hk * group + task % per_kv * k_heads_per_task;
-        const int64_t nh = std::min(k_heads_per_task, (hk + 1) * group - h);
-        attention_group_kv(kv_type, q.data() + t * q_dim + h * D, nh, k_at(s, il, hk, 0),
-                           v_at(s, il, hk, 0), kv_row, pos[t] + 1, D, scale,
-                           sc, att.data() + t * q_dim + h * D);
-      }
-    });
+    if (tiled) {
+      // Tiles of consecutive tokens per query head, each cached row widened once per tile; the
+      // last tiles see the most rows and are handed out first.
+      const int64_t n_tiles = (T + k_attention_tile - 1) / k_attention_tile;
+      pool.parallel_for(n_tiles * H, [&](int64_t b, int64_t e, int tid) {
+        float* sc = scores.data() + static_cast<int64_t>(tid) * k_scores_rows * n_ctx;
+        for (int64_t task = b; task < e; ++task) {
+          const int64_t t0 = (n_tiles - 1 - task / H) * k_attention_tile, h = task % H;
+          const int m = static_cast<int>(std::min<int64_t>(k_attention_tile, T - t0));
+          attention_tile_kv(kv_type, q.data() + t0 * q_dim + h * D, static_cast<size_t>(q_dim), m,
+                            pos[t0] + 1, k_at(seqs[t0], il, h / group, 0),
+                            v_at(seqs[t0], il, h / group, 0), kv_row, D, scale, sc,
+                            att.data() + t0 * q_dim + h * D, static_cast<size_t>(q_dim));
+        }
+      });
+    } else {
+      // One task per (token, pair of query heads sharing a KV head) over its own sequence's
+      // rows 0..pos: the pair reads each cached row once.
+      const int64_t per_kv = (group + k_heads_per_task - 1) / k_heads_per_task;  // tasks per KV head
+      pool.parallel_for(T * Hkv * per_kv, [&](int64_t b, int64_t e, int tid) {
+        float* sc = scores.data() + static_cast<int64_t>(tid) * k_scores_rows * n_ctx;
+        for (int64_t task = b; task < e; ++task) {
+          const int64_t t = task / (Hkv * per_kv), hk = task / per_kv % Hkv, s = seqs[t];
+          const int64_t h = hk * group + task % per_kv * k_heads_per_task;
+          const int64_t nh = std::min(k_heads_per_task, (hk + 1) * group - h);
+          attention_group_kv(kv_type, q.data() + t * q_dim + h * D, nh, k_at(s, il, hk, 0),
+                             v_at(s, il, hk, 0), kv_row, pos[t] + 1, D, scale, sc,
+                             att.data() + t * q_dim + h * D);
+        }
+      });
+    }
     SLM_TRY(matmul(L.wo, att.data(), T, xn.data(), tp, mm));
     // Feed-forward block: x += W_down · (silu(norm(x) W_gate) * norm(x) W_up), after the
     // attention residual (the same token's row: one pass does both).

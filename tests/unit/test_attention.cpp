@@ -139,6 +139,50 @@ TEST(KvCache, GroupedHeadsMatchOneHeadAtATime) {
   }
 }
 
+// Consecutive query tokens against the same rows (a prompt): each query matches the scalar
+// oracle over the rows it may see, and gets the same bits alone as in any tile.
+TEST(KvCache, TiledQueriesMatchTheOracle) {
+  for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    for (int64_t D : {32, 64, 40, 36}) {
+      if (!kv_type_supported(t, D)) continue;
+      for (int64_t n_first : {1, 2, 9, 100}) {
+        const int64_t rows = n_first + k_attention_tile;
+        const size_t stride = kv_row_bytes(t, D) + 6;
+        std::vector<uint8_t> k(stride * rows), v(stride * rows);
+        for (int64_t j = 0; j < rows; ++j) {
+          kv_store_row(t, randn(D, 40 + j).data(), k.data() + j * stride, D);
+          kv_store_row(t, randn(D, 4000 + j).data(), v.data() + j * stride, D);
+        }
+        const size_t qs = static_cast<size_t>(D) + 3, os = static_cast<size_t>(D) + 5;
+        const std::vector<float> q = randn(qs * k_attention_tile, 77, 1.5f);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        std::vector<float> scores(8 * rows), ref(D), alone(D), s1(rows);
+        for (int m = 1; m <= k_attention_tile; ++m) {
+          std::vector<float> out(os * m, -1.0f);
+          attention_tile_kv(t, q.data(), qs, m, n_first, k.data(), v.data(), stride, D, scale,
+                            scores.data(), out.data(), os);
+          for (int i = 0; i < m; ++i) {
+            const std::string what = std::string(dtype_name(t)) + " D=" + std::to_string(D) +
+                                     " n_first=" + std::to_string(n_first) +
+                                     " m=" + std::to_string(m) + " i=" + std::to_string(i);
+            attention_head_kv_ref(t, q.data() + i * qs, k.data(), v.data(), stride, n_first + i,
+                                  D, scale, s1.data(), ref.data());
+            std::vector<float> got(out.begin() + i * os, out.begin() + i * os + D);
+            EXPECT_LT(nmse(got, ref), 1e-7) << what;
+            attention_tile_kv(t, q.data() + i * qs, qs, 1, n_first + i, k.data(), v.data(),
+                              stride, D, scale, scores.data(), alone.data(), os);
+            EXPECT_EQ(0, std::memcmp(got.data(), alone.data(), D * sizeof(float))) << what;
+          }
+          // Nothing written past the m outputs' D values.
+          for (int i = 0; i < m; ++i) {
+            for (size_t c = D; c < os; ++c) EXPECT_EQ(out[i * os + c], -1.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
 // The F16 and Q8_0 caches change attention output only as much as their rounding allows.
 TEST(KvCache, QuantizedCacheStaysCloseToF32) {
   const int64_t D = 64, n_pos = 200;
