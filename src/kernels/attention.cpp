@@ -126,14 +126,12 @@ SLM_AVX2 inline __m256 sum8(const __m256 (&v)[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// scores[j] = scale · q·K[j] for 4 rows at a time (4 accumulators, one horizontal reduction
-// for the four instead of one per row: at D = 64 the reduction cost as much as the dot).
-// D % 8 == 0.
+// scores[j] = scale · q·K[j], eight rows per horizontal reduction, then four, then one at a
+// time (at D = 64 one reduction per row cost as much as the dot products). D % 8 == 0.
 template <bool kF16>
 SLM_AVX2 void scores_avx2(const float* q, const uint8_t* k, size_t stride, int64_t n_pos,
                           int64_t D, float scale, float* scores) {
   int64_t j = 0;
-  // Eight rows per reduction (at D = 64 the reduction cost as much as the dot products).
   for (; j + 8 <= n_pos; j += 8) {
     const uint8_t* r = k + j * stride;
     __m256 a[8];
@@ -467,17 +465,17 @@ SLM_AVX2 void attention_tile_avx2(const float* q, size_t q_stride, int m, int64_
   const float* qi[8];
   for (int i = 0; i < 8; ++i) qi[i] = q + static_cast<size_t>(std::min(i, m - 1)) * q_stride;
   const int64_t n = n_first + m - 1;
-  // Row j is visible to query i when j < n_first + i: lane i's limit.
-  const __m256 limit = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(n_first)),
-                                     _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+  // Row j is visible to query i when j - n_first < i: masked where j - n_first (0..7 past
+  // n_first, so exact as a float) >= the lane's index.
+  const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 neg_inf = _mm256_set1_ps(-INFINITY), vscale = _mm256_set1_ps(scale);
   // Scores, row j at s + 8j: each K vector is widened once for the eight queries.
   __m256 mx = neg_inf;
   for (int64_t j = 0; j < n; ++j) {
     __m256 sj = _mm256_mul_ps(tile_scores_row<kF16>(qi, k + j * stride, D), vscale);
     if (j >= n_first) {
-      sj = _mm256_blendv_ps(sj, neg_inf, _mm256_cmp_ps(_mm256_set1_ps(static_cast<float>(j)), limit,
-                                                       _CMP_GE_OQ));
+      const __m256 past = _mm256_set1_ps(static_cast<float>(j - n_first));
+      sj = _mm256_blendv_ps(sj, neg_inf, _mm256_cmp_ps(past, lane, _CMP_GE_OQ));
     }
     mx = _mm256_max_ps(mx, sj);
     _mm256_storeu_ps(s + 8 * j, sj);
