@@ -126,6 +126,18 @@ SLM_AVX2 inline __m256 sum8(const __m256 (&v)[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+// q·K[j] for rows j = 0..R-1 from r (R = 4 or 8), in lanes 0..R-1 (sum8's lane order).
+template <bool kF16, int R>
+SLM_AVX2 inline __m256 row_dots(const float* q, const uint8_t* r, size_t stride, int64_t D) {
+  __m256 a[8];
+  for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < D; i += 8) {
+    const __m256 vq = _mm256_loadu_ps(q + i);
+    for (int u = 0; u < R; ++u) a[u] = _mm256_fmadd_ps(vq, load8<kF16>(r + u * stride, i), a[u]);
+  }
+  return sum8(a);
+}
+
 // scores[j] = scale · q·K[j], eight rows per horizontal reduction, then four, then one at a
 // time (at D = 64 one reduction per row cost as much as the dot products). D % 8 == 0.
 template <bool kF16>
@@ -133,24 +145,12 @@ SLM_AVX2 void scores_avx2(const float* q, const uint8_t* k, size_t stride, int64
                           int64_t D, float scale, float* scores) {
   int64_t j = 0;
   for (; j + 8 <= n_pos; j += 8) {
-    const uint8_t* r = k + j * stride;
-    __m256 a[8];
-    for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < D; i += 8) {
-      const __m256 vq = _mm256_loadu_ps(q + i);
-      for (int u = 0; u < 8; ++u) a[u] = _mm256_fmadd_ps(vq, load8<kF16>(r + u * stride, i), a[u]);
-    }
-    _mm256_storeu_ps(scores + j, _mm256_mul_ps(sum8(a), _mm256_set1_ps(scale)));
+    const __m256 d = row_dots<kF16, 8>(q, k + j * stride, stride, D);
+    _mm256_storeu_ps(scores + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
   }
   for (; j + 4 <= n_pos; j += 4) {
-    const uint8_t* r = k + j * stride;
-    __m256 a[8];
-    for (int u = 0; u < 8; ++u) a[u] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < D; i += 8) {
-      const __m256 vq = _mm256_loadu_ps(q + i);
-      for (int u = 0; u < 4; ++u) a[u] = _mm256_fmadd_ps(vq, load8<kF16>(r + u * stride, i), a[u]);
-    }
-    _mm_storeu_ps(scores + j, _mm_mul_ps(_mm256_castps256_ps128(sum8(a)), _mm_set1_ps(scale)));
+    const __m256 d = row_dots<kF16, 4>(q, k + j * stride, stride, D);
+    _mm_storeu_ps(scores + j, _mm_mul_ps(_mm256_castps256_ps128(d), _mm_set1_ps(scale)));
   }
   for (; j < n_pos; ++j) {
     const uint8_t* r = k + j * stride;
