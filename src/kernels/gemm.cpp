@@ -645,8 +645,7 @@ void run_problem(const Problem& p, ThreadPool* pool, bool split_n_only) {
 // Several problems with the same op(A) (weights sharing the input x): A is packed once, by
 // all threads, into the shared layout; then one pool job covers the columns of every problem
 // in 16-column units, so q/k/v (or gate/up) pay one hand-off and small matrices share jobs
-// with big ones. Jobs no longer pack A, so there can be more of them: 4 per thread let the
-// threads even out when another process delays one.
+// with big ones.
 void run_many(Problem* ps, int count, ThreadPool* pool) {
   const int nt = pool ? pool->n_threads() : 1;
   double flops = 0;
@@ -680,20 +679,16 @@ void run_many(Problem* ps, int count, ThreadPool* pool) {
   constexpr int k_max = 8;
   int64_t first_unit[k_max + 1] = {0};
   for (int i = 0; i < count; ++i) first_unit[i + 1] = first_unit[i] + (ps[i].N + k_nr - 1) / k_nr;
-  const int64_t units = first_unit[count];
-  const int64_t want = std::min<int64_t>(units, 4 * static_cast<int64_t>(nt));
-  const int64_t per = (units + want - 1) / want;
+  // Claims of 16-column units, guided (long first, one unit last): with A shared, a claim's
+  // only set-up is its first B panel, and a thread ends at most one unit after the other.
   pool->parallel_for(
-      (units + per - 1) / per,
-      [&](int64_t jb, int64_t je) {
-        for (int64_t j = jb; j < je; ++j) {
-          const int64_t ub = j * per, ue = std::min(units, ub + per);
-          for (int i = 0; i < count; ++i) {
-            const int64_t b = std::max(ub, first_unit[i]), e = std::min(ue, first_unit[i + 1]);
-            if (b < e) {
-              run_block(ps[i], 0, ps[i].M, (b - first_unit[i]) * k_nr,
-                        std::min(ps[i].N, (e - first_unit[i]) * k_nr));
-            }
+      first_unit[count],
+      [&](int64_t ub, int64_t ue) {
+        for (int i = 0; i < count; ++i) {
+          const int64_t b = std::max(ub, first_unit[i]), e = std::min(ue, first_unit[i + 1]);
+          if (b < e) {
+            run_block(ps[i], 0, ps[i].M, (b - first_unit[i]) * k_nr,
+                      std::min(ps[i].N, (e - first_unit[i]) * k_nr));
           }
         }
       },
