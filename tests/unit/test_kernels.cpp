@@ -140,6 +140,31 @@ TEST(Kernels, MatmulQuantizedMatchesReference) {
   }
 }
 
+// A decode claim streams at least 128 KiB of weights, so the matrices above run on one thread;
+// these are big enough (1100 rows x 512) for several claims on each of two threads, one and
+// three tokens, alone and fused with a second weight in matmul_many.
+TEST(Kernels, MatmulSplitAcrossThreadsKeepsBits) {
+  ThreadPool pool(2);
+  constexpr int64_t in = 512, out = 1100;
+  for (DType dt : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K}) {
+    const Weight w = make_weight(dt, in, out, 11), w2 = make_weight(dt, in, out / 2, 12);
+    for (int64_t T : {1, 3}) {
+      auto x = randn(static_cast<size_t>(T * in), 13);
+      std::vector<float> y(static_cast<size_t>(T * out)), y1(y.size());
+      std::vector<float> z(static_cast<size_t>(T * out / 2)), z1(z.size()), y2(y.size());
+      ASSERT_TRUE(matmul(w.view, x.data(), T, y.data(), &pool).ok());
+      ASSERT_TRUE(matmul(w.view, x.data(), T, y1.data(), nullptr).ok());
+      EXPECT_EQ(0, std::memcmp(y.data(), y1.data(), y.size() * 4)) << dtype_name(dt) << " T=" << T;
+      const TensorView* ws[] = {&w.view, &w2.view};
+      float* ys[] = {y2.data(), z.data()};
+      ASSERT_TRUE(matmul_many(ws, ys, 2, x.data(), T, &pool).ok());
+      ASSERT_TRUE(matmul(w2.view, x.data(), T, z1.data(), nullptr).ok());
+      EXPECT_EQ(0, std::memcmp(y2.data(), y1.data(), y.size() * 4)) << dtype_name(dt) << " many";
+      EXPECT_EQ(0, std::memcmp(z.data(), z1.data(), z.size() * 4)) << dtype_name(dt) << " many";
+    }
+  }
+}
+
 TEST(Kernels, MatmulUnalignedF32) {
   Weight w = make_weight(DType::F32, 9, 5, 3);
   std::string shifted(1, ' ');
