@@ -14,6 +14,10 @@
 #   --results DIR    where the JSON of each run goes (default bench/results)
 #   --build DIR      build directory (default build-bench-release beside the sources)
 #   --no-build       use the slm already in --build
+#   --avx2-only      build with -DSLM_NATIVE=OFF (AVX2/FMA/F16C, nothing newer) rather than
+#                    -march=native: on a host with AVX-512 the compiler would otherwise use its
+#                    32 vector registers in the AVX2 kernels too (default build dir then
+#                    build-bench-avx2)
 #   --llama-cpp      also measure llama.cpp on the same files (needs `npm install` in bench/)
 #   --quick          the same as --models 135m --types F32,Q8_0 -r 2
 # Run it on a quiet machine: the numbers are only as good as the machine is idle (see uptime).
@@ -25,7 +29,7 @@ models="smollm2-135m,qwen2.5-0.5b,llama3.2-1b"
 types="F32,F16,Q8_0,Q4_0,Q4_K_M"
 threads=2 n_prompt=128 n_gen=64 reps=5
 cache="$here/models" results="$here/results" build="$root/build-bench-release"
-do_build=1 llama_cpp=0
+do_build=1 llama_cpp=0 native=ON build_set=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,11 +41,12 @@ while [ $# -gt 0 ]; do
     -r) reps="$2"; shift 2 ;;
     --cache) cache="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
-    --build) build="$2"; shift 2 ;;
+    --build) build="$2"; build_set=1; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --llama-cpp) llama_cpp=1; shift ;;
+    --avx2-only) native=OFF; shift ;;
     --quick) models="135m"; types="F32,Q8_0"; reps=2; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,8 +60,9 @@ preset_of() {
   esac
 }
 
+if [ "$native" = OFF ] && [ "$build_set" = 0 ]; then build="$root/build-bench-avx2"; fi
 if [ "$do_build" = 1 ]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLM_NATIVE=ON \
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLM_NATIVE="$native" \
     -DSLM_BUILD_TESTS=OFF > "$build.cmake.log" 2>&1 || { cat "$build.cmake.log" >&2; exit 1; }
   ninja -C "$build" -j2 slm
 fi
