@@ -24,11 +24,12 @@ namespace slm {
 namespace {
 
 constexpr int64_t k_tile_rows = 4;
-// Weight bytes a dot-kernel claim streams at least (one decode token: T / 4 tiles' worth). A
-// claim costs a few cross-core cache-line transfers (the cursor, the done count), and a thread
-// alone streams more than half of what two do (Zen 5: 37 of 45 GB/s), so an uneven last claim
-// costs less than more claims: SmolLM2-135M decode, 32 -> 128 KiB, Q4_0 504 -> 522 tok/s, Q8_0
-// 289 -> 309, Q4_K_M 358 -> 374; 64 and 256 KiB were slower than 128; 0.5B / 1B no change.
+// Weight bytes a dot-kernel claim streams at least when decoding one token (T tokens: T / 4
+// times fewer, each byte then feeding T dot products). A claim costs a few cross-core
+// cache-line transfers (the cursor, the done count), and a thread alone streams more than half
+// of what two do (Zen 5: 37 of 45 GB/s), so an uneven last claim costs less than more claims:
+// SmolLM2-135M decode, 32 -> 128 KiB, Q4_0 504 -> 522 tok/s, Q8_0 289 -> 309, Q4_K_M 358 ->
+// 374; 64 and 256 KiB were slower than 128; 0.5B / 1B no change.
 constexpr int64_t k_claim_bytes = int64_t{128} << 10;
 
 // ---- row conversion -------------------------------------------------------------------------

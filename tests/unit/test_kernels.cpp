@@ -140,9 +140,9 @@ TEST(Kernels, MatmulQuantizedMatchesReference) {
   }
 }
 
-// A decode claim streams at least 128 KiB of weights, so the matrices above run on one thread;
-// these are big enough (1100 rows x 512) for several claims on each of two threads, one and
-// three tokens, alone and fused with a second weight in matmul_many.
+// A decode claim streams at least 128 KiB of weights, so the matrices above mostly run on one
+// thread; these (1100 rows x 512) split into three claims or more, with one and three tokens,
+// alone and fused with a second weight in matmul_many.
 TEST(Kernels, MatmulSplitAcrossThreadsKeepsBits) {
   ThreadPool pool(2);
   constexpr int64_t in = 512, out = 1100;

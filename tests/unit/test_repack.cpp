@@ -92,8 +92,9 @@ TEST(RepackX8, MatmulSameAsFileRowsBitForBit) {
     const DotKernel* k = dot_kernel(t);
     if (!k || !k->tile_x8) GTEST_SKIP() << "no x8 kernel on this CPU (AVX2 needed)";
     // T = 1: decode; 2, 3, 5, 17: the dot tiles (pairs of columns and an odd one); 40, 70: the
-    // GEMMs (ragged panels of 16 rows at out = 37, 200).
-    for (int64_t out : {8, 37, 200}) {
+    // GEMMs (ragged panels of 16 rows at out = 37, 200). out = 1100 at in >= 256 is big enough
+    // for two threads to share a decode (a claim streams at least 128 KiB).
+    for (int64_t out : {8, 37, 200, 1100}) {
       for (int64_t in : {32, 256, 1024}) {
         X8Weight w = make_x8(t, in, out, static_cast<uint32_t>(in * 1000 + out));
         for (int64_t T : {1, 2, 3, 5, 17, 40, 70}) {
