@@ -7,7 +7,9 @@
 // Integer ranges: maddubs pairs stay below 2 * 63 * 127 = 16002 (no int16 saturation), and the
 // int32 super-block sums below 2^28, so only the final per-super-block scaling is in float.
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/qdot_kquant_internal.h"
 
@@ -144,15 +146,24 @@ SLM_AVX2 inline void prepare_k4_scales(const uint8_t* b, K4Prep* p) {
   p->d = half_to_float(b);
   p->dmin = half_to_float(b + 2);
 }
+// Sub-block j's activation sum is bsums[2j] + bsums[2j+1] (at most 2 * 16 * 127 in int16).
+SLM_AVX2 inline __m128i pair_sums_k4(const ActBlockQ8_K* ab) {
+  return _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums)),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums + 8)));
+}
+// acc + sumi * (d * d_a) - (Σ_j mins_j * sums_j) * (dmin * d_a); dd = [d * d_a, dmin * d_a].
+SLM_AVX2 inline __m256 finish_k4_dd(__m128i sums, __m128i mins, __m128 dd, __m256i sumi,
+                                    __m256 acc) {
+  const __m128i msum = _mm_madd_epi16(sums, mins);
+  const __m256 dmin = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum)),
+                         _mm256_xor_ps(dmin, _mm256_set1_ps(-0.0f)), acc);
+}
 SLM_AVX2 inline __m256 finish_k4(const K4Prep& p, const ActBlockQ8_K* ab, __m256i sumi,
                                  __m256 acc) {
-  // Sub-block j's activation sum is bsums[2j] + bsums[2j+1] (at most 2 * 16 * 127 in int16).
-  const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums)),
-                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums + 8)));
-  const __m128i msum = _mm_madd_epi16(bs, p.mins);
-  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(p.d * ab->d), acc);
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum)),
-                         _mm256_set1_ps(-p.dmin * ab->d), acc);
+  const __m128 dd = _mm_mul_ps(_mm_setr_ps(p.d, p.dmin, 0.0f, 0.0f), _mm_set1_ps(ab->d));
+  return finish_k4_dd(pair_sums_k4(ab), p.mins, dd, sumi, acc);
 }
 
 struct Q4K {
@@ -231,7 +242,7 @@ SLM_AVX2 inline __m256i dot_chunk_ctrl(__m256i q, const int8_t* a, __m256i scale
 }
 
 // R rows at once (R = 2 at decode: two streams far apart, which one core reads faster than
-// one): out[r] = the sum over row r's super-blocks of block(w, ab, acc) (w the super-block,
+// one): out[r] = the sum over row r's super-blocks of block(w, ab, i, acc) (w super-block i,
 // ab its activation block), each row's arithmetic the same whatever R.
 template <size_t Bytes, int R, class Block>
 SLM_AVX2 void stream_rows(int64_t nb, const uint8_t* const (&rows)[R], const ActBlockQ8_K* ab,
@@ -242,24 +253,28 @@ SLM_AVX2 void stream_rows(int64_t nb, const uint8_t* const (&rows)[R], const Act
     for (int r = 0; r < R; ++r) {
       const uint8_t* w = rows[r] + static_cast<size_t>(i) * Bytes;
       prefetch_super_block<Bytes>(w);
-      acc[r] = block(w, ab, acc[r]);
+      acc[r] = block(w, ab, i, acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
 }
 
+// sums + 8i = pair_sums_k4(ab + i): the activation's per-sub-block sums, the same for every row.
 template <bool Q5, int R>
 SLM_AVX2 void rows_dot1_k4(int64_t nb, const uint8_t* const (&rows)[R], const ActBlockQ8_K* ab,
-                           float (&out)[R]) {
+                           const int16_t* sums, float (&out)[R]) {
   constexpr size_t qs_off = Q5 ? 48 : 16;
   const __m256i m4 = _mm256_set1_epi8(0x0f), m16 = _mm256_set1_epi8(0x10);
-  auto block = [&](const uint8_t* w, const ActBlockQ8_K* a, __m256 acc) SLM_AVX2_LAMBDA {
-    K4Prep p;
+  auto block = [&](const uint8_t* w, const ActBlockQ8_K* a, int64_t i,
+                   __m256 acc) SLM_AVX2_LAMBDA {
     const __m128i sm = unpack_scales_k4_sse(w + 4);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-    p.mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-    p.d = half_to_float(w);
-    p.dmin = half_to_float(w + 2);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+    // d and dmin in one conversion, each times the activation's d as finish_k4 multiplies them.
+    uint32_t d_dmin;
+    std::memcpy(&d_dmin, w, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin))),
+                                 _mm_set1_ps(a->d));
     __m256i h = Q5 ? loadu256(w + 16) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
@@ -276,7 +291,8 @@ SLM_AVX2 void rows_dot1_k4(int64_t nb, const uint8_t* const (&rows)[R], const Ac
       sumi = _mm256_add_epi32(sumi, dot_chunk_ctrl(hi, a->qs + 64 * k + 32, scales,
                                                    single_ctrl(2 * k + 1)));
     }
-    return finish_k4(p, a, sumi, acc);
+    const __m128i si = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sums + 8 * i));
+    return finish_k4_dd(si, mins, dd, sumi, acc);
   };
   stream_rows<Q5 ? k_q5_k_bytes : k_q4_k_bytes>(nb, rows, ab, out, block);
 }
@@ -286,7 +302,8 @@ SLM_AVX2 void rows_dot1_q6_k(int64_t nb, const uint8_t* const (&rows)[R], const 
                              float (&out)[R]) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3),
                 m12 = _mm256_set1_epi8(0x0c), m48 = _mm256_set1_epi8(0x30);
-  auto block = [&](const uint8_t* w, const ActBlockQ8_K* ab1, __m256 acc) SLM_AVX2_LAMBDA {
+  auto block = [&](const uint8_t* w, const ActBlockQ8_K* ab1, int64_t,
+                   __m256 acc) SLM_AVX2_LAMBDA {
     Q6K::Prep p;  // sc[] unused here: scales are shuffled per chunk
     p.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
     p.d = half_to_float(w + 208);
@@ -320,12 +337,10 @@ SLM_AVX2 void rows_dot1_q6_k(int64_t nb, const uint8_t* const (&rows)[R], const 
 // without a streaming version.
 template <class T, int R>
 SLM_AVX2 void rows_dot1(int64_t nb, const uint8_t* const (&rows)[R], const uint8_t* a,
-                        float (&out)[R]) {
+                        const int16_t* sums, float (&out)[R]) {
   const auto* ab = reinterpret_cast<const ActBlockQ8_K*>(a);
-  if constexpr (std::is_same_v<T, Q4K>) {
-    rows_dot1_k4<false, R>(nb, rows, ab, out);
-  } else if constexpr (std::is_same_v<T, Q5K>) {
-    rows_dot1_k4<true, R>(nb, rows, ab, out);
+  if constexpr (std::is_same_v<T, Q4K> || std::is_same_v<T, Q5K>) {
+    rows_dot1_k4<std::is_same_v<T, Q5K>, R>(nb, rows, ab, sums, out);
   } else if constexpr (std::is_same_v<T, Q6K>) {
     rows_dot1_q6_k<R>(nb, rows, ab, out);
   } else {
@@ -334,6 +349,25 @@ SLM_AVX2 void rows_dot1(int64_t nb, const uint8_t* const (&rows)[R], const uint8
       row_dot<T, 1>(nb, rows[r], a, 0, one);
       out[r] = one[0];
     }
+  }
+}
+
+// For Q4_K / Q5_K, activation row a's per-sub-block sums (pair_sums_k4 of each super-block),
+// once per call rather than once per row: a grow-only buffer per thread. Null for other types.
+template <class T>
+SLM_AVX2 const int16_t* k4_sums(int64_t nb, const uint8_t* a) {
+  if constexpr (std::is_same_v<T, Q4K> || std::is_same_v<T, Q5K>) {
+    thread_local std::vector<int16_t> buf;
+    if (buf.size() < static_cast<size_t>(8 * nb)) buf.resize(static_cast<size_t>(8 * nb));
+    const auto* ab = reinterpret_cast<const ActBlockQ8_K*>(a);
+    for (int64_t i = 0; i < nb; ++i) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(buf.data() + 8 * i), pair_sums_k4(ab + i));
+    }
+    return buf.data();
+  } else {
+    (void)nb;
+    (void)a;
+    return nullptr;
   }
 }
 
@@ -349,18 +383,19 @@ SLM_AVX2 void tile(int64_t n, const void* w, size_t bw, int nr, const void* a, s
     // Decode: row i beside row i + h (h = half the range), two streams far apart, as the legacy
     // decode tiles do (Q4_K at 2048-wide rows: 13.7 -> 16.6 GB/s on one core, 26 -> 32 on two).
     const int h = (nr + 1) / 2;
+    const int16_t* sums = k4_sums<T>(nb, static_cast<const uint8_t*>(a));
     for (int i = 0; i < nr - h; ++i) {
       const uint8_t* const rows[2] = {wb + static_cast<size_t>(i) * bw,
                                       wb + static_cast<size_t>(i + h) * bw};
       float out[2];
-      rows_dot1<T, 2>(nb, rows, static_cast<const uint8_t*>(a), out);
+      rows_dot1<T, 2>(nb, rows, static_cast<const uint8_t*>(a), sums, out);
       s[i] = out[0];
       s[i + h] = out[1];
     }
     if (nr - h < h) {
       const uint8_t* const rows[1] = {wb + static_cast<size_t>(h - 1) * bw};
       float out[1];
-      rows_dot1<T, 1>(nb, rows, static_cast<const uint8_t*>(a), out);
+      rows_dot1<T, 1>(nb, rows, static_cast<const uint8_t*>(a), sums, out);
       s[h - 1] = out[0];
     }
     return;
@@ -368,6 +403,7 @@ SLM_AVX2 void tile(int64_t n, const void* w, size_t bw, int nr, const void* a, s
   for (int c0 = 0; c0 < nc; c0 += 4) {
     const int m = std::min(4, nc - c0);
     const auto* ac = static_cast<const uint8_t*>(a) + static_cast<size_t>(c0) * ba;
+    const int16_t* sums = streams && m == 1 ? k4_sums<T>(nb, ac) : nullptr;
     for (int r = 0; r < nr; ++r) {
       const uint8_t* wr = wb + static_cast<size_t>(r) * bw;
       float out[4];
@@ -375,7 +411,7 @@ SLM_AVX2 void tile(int64_t n, const void* w, size_t bw, int nr, const void* a, s
         case 1: {
           const uint8_t* const rows[1] = {wr};
           float one[1];
-          rows_dot1<T, 1>(nb, rows, ac, one);
+          rows_dot1<T, 1>(nb, rows, ac, sums, one);
           out[0] = one[0];
           break;
         }
