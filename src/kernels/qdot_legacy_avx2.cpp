@@ -183,8 +183,8 @@ SLM_AVX2 inline void prefetch_ahead(const uint8_t* p) {
 // into L2 beat both no prefetch and L1 prefetches (which compete with the kernel's own loads).
 // Zen 5 wants more in flight: F16 decode rows (SmolLM2-135M) 1 KiB 185 tok/s, 2 KiB 200.
 constexpr size_t k_stream_prefetch = 2048;
-// The Q4_0 / Q5_0 x8 copies' decode stream (X8Rows). Zen 5, generation tok/s, runs in rotated
-// order, medians: SmolLM2-135M Q4_0 2 KiB 366, 4 KiB 428, 8 KiB 425; Llama-3.2-1B 54.3, 55.9,
+// The Q4_0 / Q5_0 x8 copies' decode stream (X8Rows). Zen 5, generation tok/s, medians:
+// SmolLM2-135M Q4_0 (rotated order) 2 KiB 366, 4 KiB 428, 8 KiB 425; Llama-3.2-1B 54.3, 55.9,
 // 58.8 (8 KiB lost 5-7% in some slow-memory moments where 4 KiB did not).
 constexpr size_t k_x8_prefetch = 4096;
 SLM_AVX2 inline void prefetch_stream(const uint8_t* p, size_t ahead = k_stream_prefetch) {
