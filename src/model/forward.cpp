@@ -133,6 +133,10 @@ struct detail::ForwardCore {
   uint8_t* v_at(int64_t seq, int64_t layer, int64_t h, int64_t p) {
     return v_cache.data() + kv_offset(seq, layer, h, p);
   }
+  // Thread tid's k_scores_rows rows of n_ctx scores.
+  float* scores_of(int tid) {
+    return scores.data() + static_cast<int64_t>(tid) * k_scores_rows * n_ctx;
+  }
 
   // Runs T tokens (T <= batch); token t belongs to seqs[t] at position pos[t]. Every token's
   // keys and values are stored before any attention, so a token sees the earlier tokens of its
@@ -216,7 +220,7 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
       // last tiles see the most rows and are handed out first.
       const int64_t n_tiles = (T + k_attention_tile - 1) / k_attention_tile;
       pool.parallel_for(n_tiles * H, [&](int64_t b, int64_t e, int tid) {
-        float* sc = scores.data() + static_cast<int64_t>(tid) * k_scores_rows * n_ctx;
+        float* sc = scores_of(tid);
         for (int64_t task = b; task < e; ++task) {
           const int64_t t0 = (n_tiles - 1 - task / H) * k_attention_tile, h = task % H;
           const int m = static_cast<int>(std::min<int64_t>(k_attention_tile, T - t0));
@@ -231,7 +235,7 @@ Status detail::ForwardCore::run_chunk(const int32_t* tokens, int64_t T, int64_t 
       // rows 0..pos: the pair reads each cached row once.
       const int64_t per_kv = (group + k_heads_per_task - 1) / k_heads_per_task;  // tasks per KV head
       pool.parallel_for(T * Hkv * per_kv, [&](int64_t b, int64_t e, int tid) {
-        float* sc = scores.data() + static_cast<int64_t>(tid) * k_scores_rows * n_ctx;
+        float* sc = scores_of(tid);
         for (int64_t task = b; task < e; ++task) {
           const int64_t t = task / (Hkv * per_kv), hk = task / per_kv % Hkv, s = seqs[t];
           const int64_t h = hk * group + task % per_kv * k_heads_per_task;
